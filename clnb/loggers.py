@@ -6,7 +6,7 @@
 __all__ = ['StrategyLogger', 'BaseLogger', 'TextLogger', 'in_notebook', 'show_progress', 'InteractiveLogger', 'CSVLogger',
            'TensorboardLogger']
 
-# %% ../nbs/06_loggers.ipynb #ba25ece2
+# %% ../nbs/06_loggers.ipynb #de93d070
 import csv, os, sys
 from pathlib import Path
 from typing import Optional
@@ -15,7 +15,7 @@ from torch import Tensor
 from .template import CALLBACKS
 from .evaluation import parse_metric_name
 
-# %% ../nbs/06_loggers.ipynb #1291cccd
+# %% ../nbs/06_loggers.ipynb #c96fbc58
 def _noop(self, strategy, metric_values, **kwargs): "Called by the EvaluationPlugin; does nothing unless overridden."
 _noop._noop = True
 
@@ -35,7 +35,7 @@ def _fmt(v) -> str:
     if isinstance(v, Tensor): return "\n" + "\n".join("\t\t" + l for l in str(v.tolist() if v.dim() < 3 else v).split("], ["))
     return str(v)
 
-# %% ../nbs/06_loggers.ipynb #657aa6db
+# %% ../nbs/06_loggers.ipynb #792f69a1
 class TextLogger(BaseLogger):
     "Prints metric values at the end of each epoch, eval experience and eval stream."
     def __init__(self, file=None):  # an open text file, a path to append to, or None for the current sys.stdout
@@ -69,7 +69,7 @@ class TextLogger(BaseLogger):
         "Close the file if this logger opened it."
         if self._own and not self.file.closed: self.file.close()
 
-# %% ../nbs/06_loggers.ipynb #2e8f1600
+# %% ../nbs/06_loggers.ipynb #7451e491
 def in_notebook() -> bool:
     "True inside a Jupyter kernel (where tqdm and ipywidgets draw widgets)."
     try:
@@ -144,7 +144,7 @@ class InteractiveLogger(TextLogger):
         if self._ebar is not None: self._ebar.close(); self._ebar = None
         if self.print_metrics: super().after_eval(strategy, metric_values)
 
-# %% ../nbs/06_loggers.ipynb #0f549936
+# %% ../nbs/06_loggers.ipynb #e5265df0
 class CSVLogger(BaseLogger):
     "Scalar metric values to `training_results.csv` and `eval_results.csv` in `log_folder`."
     COLUMNS = ("metric", "stream", "task", "exp", "training_exp", "x", "value")
@@ -174,7 +174,7 @@ class CSVLogger(BaseLogger):
         "Close both files."
         self.training_file.close(); self.eval_file.close()
 
-# %% ../nbs/06_loggers.ipynb #f7a5d5d3
+# %% ../nbs/06_loggers.ipynb #735030c0
 def _summary_writer():
     "torch's SummaryWriter class, or an ImportError that says how to get it."
     try:
