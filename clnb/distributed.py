@@ -6,7 +6,7 @@
 __all__ = ['is_dist', 'get_rank', 'get_world_size', 'is_main_process', 'init_distributed', 'ReducedTaskMeter',
            'DistributedPlugin', 'make_distributed']
 
-# %% ../nbs/31_distributed.ipynb #65750e0f
+# %% ../nbs/31_distributed.ipynb #c9102972
 import os
 from typing import Optional
 import torch
@@ -14,7 +14,7 @@ import torch.distributed as dist
 from torch import Tensor
 from .template import SupervisedPlugin
 
-# %% ../nbs/31_distributed.ipynb #406a746a
+# %% ../nbs/31_distributed.ipynb #065dc13c
 def is_dist() -> bool:
     "True inside an initialised `torch.distributed` process group."
     return dist.is_available() and dist.is_initialized()
@@ -44,7 +44,7 @@ def init_distributed(backend:Optional[str]=None) -> torch.device:
         return torch.device("cuda", local)
     return torch.device("cpu")
 
-# %% ../nbs/31_distributed.ipynb #6f69cb9e
+# %% ../nbs/31_distributed.ipynb #f1b47b31
 def _all_reduce_mean_(tensors):
     "Average `tensors` in place across ranks with one all-reduce of their concatenation."
     if not tensors: return
@@ -61,7 +61,7 @@ def _broadcast_rng(device):
         if i == 0: torch.set_rng_state(s)
         else: torch.cuda.set_rng_state(s, device)
 
-# %% ../nbs/31_distributed.ipynb #b7a1306d
+# %% ../nbs/31_distributed.ipynb #aa2cd7ef
 from .evaluation import TaskMeter
 
 class ReducedTaskMeter(TaskMeter):
@@ -79,7 +79,7 @@ def _reduce_meters(evaluator):
         if isinstance(getattr(m, "meter", None), TaskMeter) and not isinstance(m.meter, ReducedTaskMeter):
             m.meter.__class__ = ReducedTaskMeter
 
-# %% ../nbs/31_distributed.ipynb #565c84bc
+# %% ../nbs/31_distributed.ipynb #8ebc87bb
 class DistributedPlugin(SupervisedPlugin):
     "Data-parallel training: shard each minibatch across ranks, average gradients, keep CL state identical."
     supports_distributed = True
