@@ -6,14 +6,14 @@
 __all__ = ['PRECISIONS', 'default_device', 'as_device', 'TensorLoader', 'DeviceDataLoader', 'fits_on', 'make_loader', 'set_seed',
            'check_precision', 'autocast', 'grad_scaler', 'check_compile', 'compile_model']
 
-# %% ../nbs/03_engine.ipynb #2aa39993
+# %% ../nbs/03_engine.ipynb #24999a9d
 import os, random
 from typing import Optional
 import torch
 from torch import Tensor
 from .data import CLDataset
 
-# %% ../nbs/03_engine.ipynb #54023a43
+# %% ../nbs/03_engine.ipynb #df8c2765
 def default_device() -> torch.device:
     "The CUDA device when one is available, else the CPU."
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -27,7 +27,7 @@ def as_device(device) -> torch.device:
         raise ValueError(f"device: {device} was asked for but CUDA is not available on this machine; use 'cpu' or None")
     return device
 
-# %% ../nbs/03_engine.ipynb #b69ba9b6
+# %% ../nbs/03_engine.ipynb #c3565a83
 class TensorLoader:
     "Minibatches `[x, y, t]` as index slices of a `CLDataset` held on `device`."
     def __init__(self,
@@ -63,7 +63,7 @@ class TensorLoader:
                 xb, yb, tb = x[idx], y[idx], t[idx]
             yield [xb if tf is None else tf(xb), yb, tb]
 
-# %% ../nbs/03_engine.ipynb #11c30974
+# %% ../nbs/03_engine.ipynb #ec55e78c
 class DeviceDataLoader:
     "A `DataLoader` whose batches are lists `[x, y, t]` moved to `device`."
     def __init__(self, dataset, batch_size:int, shuffle=False, drop_last=False, device="cpu", num_workers=0, **kwargs):
@@ -93,7 +93,7 @@ def make_loader(dataset, batch_size:int, shuffle:bool=False, drop_last:bool=Fals
         return TensorLoader(dataset, batch_size, shuffle, drop_last, device, generator)
     return DeviceDataLoader(dataset, batch_size, shuffle, drop_last, device, num_workers, **kwargs)
 
-# %% ../nbs/03_engine.ipynb #19b3915a
+# %% ../nbs/03_engine.ipynb #647cdf5b
 def set_seed(seed:int, deterministic:bool=False):
     "Seed Python, NumPy and torch (CPU and CUDA); `deterministic` also asks torch for deterministic kernels."
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0: raise ValueError(f"seed: expected a non-negative int, got {seed!r}")

@@ -16,7 +16,7 @@ from .data import CLDataset, Experience, Stream, patch
 from .engine import as_device, make_loader
 from .engine import autocast, grad_scaler, check_precision, check_compile, compile_model
 
-# %% ../nbs/04_template.ipynb #0228b371
+# %% ../nbs/04_template.ipynb #cd4609e3
 TRAIN_CALLBACKS = ["before_training", "before_training_exp", "before_train_dataset_adaptation",
     "after_train_dataset_adaptation", "before_training_epoch", "before_training_iteration", "before_forward",
     "after_forward", "before_backward", "after_backward", "after_training_iteration", "before_update",
@@ -34,7 +34,7 @@ def _noop(self, strategy, **kwargs): "Called by the strategy; does nothing unles
 for _name in CALLBACKS: setattr(SupervisedPlugin, _name, _noop)
 StrategyPlugin = SupervisedPlugin  # the older name
 
-# %% ../nbs/04_template.ipynb #7f6844b5
+# %% ../nbs/04_template.ipynb #ba373fa0
 class Clock(SupervisedPlugin):
     "Counters of training iterations, epochs and experiences, and of evaluation iterations."
     def __init__(self):
@@ -57,7 +57,7 @@ class Clock(SupervisedPlugin):
     def load_state_dict(self, d): vars(self).update(d)
     def __repr__(self): return "Clock(" + ", ".join(f"{k}={v}" for k, v in vars(self).items()) + ")"
 
-# %% ../nbs/04_template.ipynb #69205dd4
+# %% ../nbs/04_template.ipynb #e205fa04
 def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     "`e` re-raised with the plugin's class name and the callback in its message."
     if getattr(e, "_clnb_named", False): return e
@@ -71,7 +71,7 @@ def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     new._clnb_named = True
     return new
 
-# %% ../nbs/04_template.ipynb #045eec83
+# %% ../nbs/04_template.ipynb #eddab3cf
 def default_evaluator():
     "The default `EvaluationPlugin`: accuracy and loss at epoch, experience and stream level (see `clnb.evaluation`)."
     from clnb.evaluation import default_evaluator as make
@@ -162,7 +162,7 @@ class SupervisedTemplate:
     def is_eval(self): "True while evaluating."; return not self.is_training
     def stop_training(self): "Stop training at the next iteration."; self._stop_training = True
 
-# %% ../nbs/04_template.ipynb #d1bf742c
+# %% ../nbs/04_template.ipynb #c74f376f
 @patch
 def _build_callbacks(self:SupervisedTemplate):
     "For each callback, the bound methods of the plugins that override it, in plugin order."
@@ -187,7 +187,7 @@ def _make_cb(name):
     return cb
 for _name in CALLBACKS: setattr(SupervisedTemplate, f"_{_name}", _make_cb(_name))
 
-# %% ../nbs/04_template.ipynb #e74141ef
+# %% ../nbs/04_template.ipynb #85ccf626
 @patch
 def _as_experiences(self:SupervisedTemplate, experiences, name:str):
     "A list of experiences from one `Experience`, a `Stream` or a sequence of them."
@@ -233,7 +233,7 @@ def _check_experiences(self:SupervisedTemplate, exps, name):
         width = self._output_width(exps[0].dataset)
         for e in exps: self._check_labels(e, width)
 
-# %% ../nbs/04_template.ipynb #386e3209
+# %% ../nbs/04_template.ipynb #213d8d44
 @patch
 def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
     "Train on `experiences` (one, a stream or a list); returns the evaluator's last metrics."
@@ -395,7 +395,7 @@ def _grad_scaler(self:SupervisedTemplate):
     if self._scaler is None: self._scaler = grad_scaler(self.device, self.precision)
     return self._scaler
 
-# %% ../nbs/04_template.ipynb #77c357c1
+# %% ../nbs/04_template.ipynb #13114928
 _SAVED = ("is_training", "experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss", "current_eval_stream")
 
 @patch
@@ -438,7 +438,7 @@ def eval_epoch(self:SupervisedTemplate, **kwargs):
         self.loss = self.criterion()
         self._after_eval_iteration(**kwargs)
 
-# %% ../nbs/04_template.ipynb #b186d420
+# %% ../nbs/04_template.ipynb #eaba8e8c
 class Naive(SupervisedTemplate):
     "Fine-tuning: train on each experience in turn with no protection against forgetting (the lower bound)."
 
