@@ -65,6 +65,16 @@ def _keep(y, n):
     "Indices of the first n // 10 samples of every class, in dataset order."
     return torch.cat([torch.nonzero(y == c).flatten()[:n // 10] for c in range(10)]).sort().values
 
+def train_and_eval(strategy, bm):
+    "Train on each experience, then evaluate on the whole test stream (both libraries share this API): last metrics, rates."
+    ttrain, teval, n_train, n_eval = Timer(), Timer(), 0, 0
+    for exp in bm.train_stream:
+        with ttrain: strategy.train(exp)
+        n_train += len(exp.dataset) * PROTOCOL["train_epochs"]
+        with teval: r = strategy.eval(bm.test_stream)
+        n_eval += sum(len(e.dataset) for e in bm.test_stream)
+    return r, rates(ttrain, teval, n_train, n_eval)
+
 def subsample(x, y, n):
     "The first n samples of every class in equal parts (all when n is None), keeping the order."
     if n is None or n >= len(y): return x, y

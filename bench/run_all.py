@@ -58,42 +58,43 @@ def median_rows(rows):
         out.append(m)
     return out
 
-def add_ratios(rows, clock):
-    "Ratios of clnb to the floor and to avalanche, and of each strategy's train time to its library's Naive."
-    sfx = "_cpu" if clock == "cpu" else ""
+def add_ratios(rows):
+    "Ratios of clnb to the floor and to avalanche, and of each train time to its library's Naive, on both clocks."
     find = lambda lib, strat, data: next((r for r in rows if r["library"].startswith(lib) and r["strategy"] == strat and r["data"] == data), None)
     floor = find("plain", "naive", "tensors")
     for r in rows:
-        tr, ev = r["train_sps" + sfx], r["eval_sps" + sfx]
-        naive = find(r["library"], "naive", r["data"])
-        if naive: r["train_time_vs_naive"] = naive["train_sps" + sfx] / tr
-        if r["library"] != "clnb": continue
-        if floor: r["train_vs_floor"] = tr / floor["train_sps" + sfx]; r["eval_vs_floor"] = ev / floor["eval_sps" + sfx]
-        for data in ("docs", "tensors"):
-            av = find("avalanche", r["strategy"], data)
-            if av:
-                r[f"train_vs_avalanche_{data}"] = tr / av["train_sps" + sfx]
-                r[f"eval_vs_avalanche_{data}"] = ev / av["eval_sps" + sfx]
+        for sfx in ("", "_cpu"):
+            tr, ev = r["train_sps" + sfx], r["eval_sps" + sfx]
+            naive = find(r["library"], "naive", r["data"])
+            if naive: r["train_time_vs_naive" + sfx] = naive["train_sps" + sfx] / tr
+            if r["library"] != "clnb": continue
+            if floor: r["train_vs_floor" + sfx] = tr / floor["train_sps" + sfx]; r["eval_vs_floor" + sfx] = ev / floor["eval_sps" + sfx]
+            for data in ("docs", "tensors"):
+                av = find("avalanche", r["strategy"], data)
+                if not av: continue
+                r[f"train_vs_avalanche_{data}{sfx}"] = tr / av["train_sps" + sfx]
+                r[f"eval_vs_avalanche_{data}{sfx}"] = ev / av["eval_sps" + sfx]
                 r[f"acc_minus_avalanche_{data}"] = r["final_acc"] - av["final_acc"]
     return rows
 
 def markdown(rows, meta, skipped, errors):
-    sfx = "_cpu" if meta["clock"] == "cpu" else ""
-    f = lambda v, fmt: "" if v is None else format(v, fmt)
+    def f(r, k, fmt=".2f"):
+        "wall / cpu"
+        if r.get(k) is None: return ""
+        return format(r[k], fmt) + (" / " + format(r[k + "_cpu"], fmt) if r.get(k + "_cpu") is not None else "")
     lines = [f"# clnb speed: {meta['when']}", "",
              f"Workload: {meta['workload']}. Threads: {meta['threads']}. Repeats: {meta['repeats']} (medians). "
-             f"Samples/s on the **{meta['clock']}** clock ({'process CPU time, all threads' if sfx else 'wall time'}); "
-             f"the JSON has both clocks. Machine load (1-min average) at start/end: {meta['load_start']} / {meta['load_end']}.", "",
+             f"Each cell with two numbers is **wall clock / CPU time** (process CPU time, all threads). "
+             f"Machine load (1-min average) at start/end: {meta['load_start']} / {meta['load_end']}. Total {meta['total_s']} s.", "",
              "| strategy | library | data | final acc | train samples/s | eval samples/s | peak RSS MB | train time / Naive | "
-             "train vs floor | train vs avalanche (docs) | train vs avalanche (tensors) | eval vs avalanche (docs) | eval vs avalanche (tensors) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "train vs floor | eval vs floor | train vs avalanche (docs) | train vs avalanche (tensors) | eval vs avalanche (docs) | eval vs avalanche (tensors) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {"clnb": 0, "plain": 1}
     for r in sorted(rows, key=lambda r: (r["strategy"] != "naive", r["strategy"], order.get(r["library"], 2), r["data"])):
-        lines.append("| " + " | ".join([r["strategy"], r["library"], r["data"], f(r["final_acc"], ".4f"),
-            f(r["train_sps" + sfx], ",.0f"), f(r["eval_sps" + sfx], ",.0f"), f(r["peak_rss_mb"], ",.0f"),
-            f(r.get("train_time_vs_naive"), ".2f"), f(r.get("train_vs_floor"), ".2f"),
-            f(r.get("train_vs_avalanche_docs"), ".2f"), f(r.get("train_vs_avalanche_tensors"), ".2f"),
-            f(r.get("eval_vs_avalanche_docs"), ".2f"), f(r.get("eval_vs_avalanche_tensors"), ".2f")]) + " |")
+        lines.append("| " + " | ".join([r["strategy"], r["library"], r["data"], format(r["final_acc"], ".4f"),
+            f(r, "train_sps", ",.0f"), f(r, "eval_sps", ",.0f"), format(r["peak_rss_mb"], ",.0f"), f(r, "train_time_vs_naive"),
+            f(r, "train_vs_floor"), f(r, "eval_vs_floor"), f(r, "train_vs_avalanche_docs"), f(r, "train_vs_avalanche_tensors"),
+            f(r, "eval_vs_avalanche_docs"), f(r, "eval_vs_avalanche_tensors")]) + " |")
     if skipped:
         lines += ["", "Skipped:"] + [f"- {k}: {v}" for k, v in skipped.items()]
     if errors:
@@ -105,7 +106,6 @@ def main():
     p.add_argument("--strategies", default=None, help="comma-separated registry names (default: every importable one)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=2, help="torch threads in every worker (the protocol: 2)")
-    p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="the clock of the table's samples/s and ratios")
     p.add_argument("--train-size", type=int, default=None); p.add_argument("--test-size", type=int, default=None)
     p.add_argument("--no-avalanche", action="store_true"); p.add_argument("--no-docs", action="store_true", help="skip avalanche's torchvision data")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per worker process")
@@ -135,11 +135,11 @@ def main():
                 print(f"[{rep + 1}/{a.repeats}] {script} {s} {args[-1] if '--data' in args else ''}: " +
                       (f"acc {r['final_acc']:.4f} train {r['train_sps']:,.0f}/s (cpu {r['train_sps_cpu']:,.0f}/s) "
                        f"eval {r['eval_sps']:,.0f}/s rss {r['peak_rss_mb']:,.0f} MB" if "error" not in r else "ERROR " + r["error"][-300:]), flush=True)
-    table = add_ratios(median_rows(rows), a.clock)
+    table = add_ratios(median_rows(rows))
     errors = [r for r in rows if "error" in r]
     workload = "Split Fashion-MNIST 5x2 classes, MLP 784-256-256-10, SGD 0.01/0.9, batch 128, 1 epoch, eval batch 1024, seed 0"
     if a.train_size or a.test_size: workload += f" (train_size={a.train_size}, test_size={a.test_size}: not the full protocol)"
-    meta = dict(when=time.strftime("%Y-%m-%d %H:%M"), workload=workload, threads=a.threads, repeats=a.repeats, clock=a.clock,
+    meta = dict(when=time.strftime("%Y-%m-%d %H:%M"), workload=workload, threads=a.threads, repeats=a.repeats,
                 load_start=round(load_start, 1), load_end=round(os.getloadavg()[0], 1), total_s=round(time.perf_counter() - t_start, 1),
                 python=sys.version.split()[0])
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)

@@ -59,15 +59,10 @@ def main(a):
     s = getattr(T, name)(model=model, optimizer=C.sgd(model), criterion=torch.nn.CrossEntropyLoss(),
                          train_mb_size=C.PROTOCOL["train_mb_size"], train_epochs=C.PROTOCOL["train_epochs"],
                          eval_mb_size=C.PROTOCOL["eval_mb_size"], device="cpu", evaluator=evaluator, **params)
-    ttrain, teval, n_train, n_eval = C.Timer(), C.Timer(), 0, 0
-    for exp in bm.train_stream:
-        with ttrain: s.train(exp)
-        n_train += len(exp.dataset) * C.PROTOCOL["train_epochs"]
-        with teval: r = s.eval(bm.test_stream)
-        n_eval += sum(len(e.dataset) for e in bm.test_stream)
+    r, times = C.train_and_eval(s, bm)
     import avalanche
     C.report(library=f"avalanche {avalanche.__version__}", strategy=a.strategy, data=a.data,
-             final_acc=r["Top1_Acc_Stream/eval_phase/test_stream/Task000"], setup_s=setup_s, **C.rates(ttrain, teval, n_train, n_eval))
+             final_acc=r["Top1_Acc_Stream/eval_phase/test_stream/Task000"], setup_s=setup_s, **times)
 
 if __name__ == "__main__":
     main(C.arg_parser(__doc__).parse_args())
