@@ -11,7 +11,7 @@ experiences, batch 128), each variant timed in this process, alternating, `--rep
 Then a cProfile of `naive` grouped by where the time is spent (torch kernels, torch Python, clnb Python).
 Run: python bench/profile_naive.py [--repeats 3] [--train-size N]
 """
-import argparse, cProfile, pstats, statistics, sys, time
+import argparse, cProfile, pstats, statistics, sys
 from pathlib import Path
 import torch
 from torch import nn
@@ -28,18 +28,18 @@ def batches(bm, bs):
 
 def compute(bm, pre):
     torch.manual_seed(0); m = C.mlp(); opt = C.sgd(m); f = nn.CrossEntropyLoss()
-    t0 = time.perf_counter()
-    for x, y in pre: opt.zero_grad(set_to_none=True); f(m(x), y).backward(); opt.step()
-    return time.perf_counter() - t0
+    with C.Timer() as t:
+        for x, y in pre: opt.zero_grad(set_to_none=True); f(m(x), y).backward(); opt.step()
+    return t
 
 def floor(bm, pre=None, bs=128):
     torch.manual_seed(0); m = C.mlp(); opt = C.sgd(m); f = nn.CrossEntropyLoss()
-    t0 = time.perf_counter()
-    for e in bm.train_stream:
-        x, y = e.dataset.x, e.dataset.y; perm = torch.randperm(len(x))
-        for i in range(0, len(x), bs):
-            idx = perm[i:i + bs]; opt.zero_grad(set_to_none=True); f(m(x[idx]), y[idx]).backward(); opt.step()
-    return time.perf_counter() - t0
+    with C.Timer() as t:
+        for e in bm.train_stream:
+            x, y = e.dataset.x, e.dataset.y; perm = torch.randperm(len(x))
+            for i in range(0, len(x), bs):
+                idx = perm[i:i + bs]; opt.zero_grad(set_to_none=True); f(m(x[idx]), y[idx]).backward(); opt.step()
+    return t
 
 def clnb_naive(bm, metrics=True):
     from clnb.models import MLP
@@ -48,9 +48,9 @@ def clnb_naive(bm, metrics=True):
     torch.manual_seed(0); m = MLP(784, (256, 256), 10)
     kw = {} if metrics else {"evaluator": EvaluationPlugin()}
     s = Naive(m, C.sgd(m), train_mb_size=128, eval_mb_size=1024, device="cpu", **kw)
-    t0 = time.perf_counter()
-    for e in bm.train_stream: s.train(e)
-    return time.perf_counter() - t0
+    with C.Timer() as t:
+        for e in bm.train_stream: s.train(e)
+    return t
 
 def where(stats:pstats.Stats) -> dict:
     "Seconds of own time (tottime) by origin: torch C++ calls, torch Python, clnb Python, the rest."
@@ -77,14 +77,14 @@ def main():
     t = {k: [] for k in runs}
     for _ in range(a.repeats):
         for k, f in runs.items(): t[k].append(f())
-    med = {k: statistics.median(v) for k, v in t.items()}
-    print(f"{n} training samples, {torch.get_num_threads()} threads, {a.repeats} repeats (median seconds)")
-    for k, v in med.items():
-        print(f"  {k:8s} {v:7.3f} s  {n / v:9,.0f} samples/s  {v / med['compute']:5.2f}x compute")
-    print(f"  slicing (floor - compute):           {med['floor'] - med['compute']:+.3f} s")
-    print(f"  template loop (loop - floor):        {med['loop'] - med['floor']:+.3f} s")
-    print(f"  metrics (naive - loop):              {med['naive'] - med['loop']:+.3f} s")
-    print(f"  Naive / floor speed ratio:           {med['floor'] / med['naive']:.3f}")
+    print(f"{n} training samples, {torch.get_num_threads()} threads, {a.repeats} repeats; medians of wall / CPU seconds")
+    for clock in ("total", "cpu"):
+        med = {k: statistics.median(getattr(x, clock) for x in v) for k, v in t.items()}
+        print(f"{'wall clock' if clock == 'total' else 'CPU time'}:")
+        for k, v in med.items(): print(f"  {k:8s} {v:7.3f} s  {n / v:9,.0f} samples/s  {v / med['compute']:5.2f}x compute")
+        print(f"  slicing (floor - compute) {med['floor'] - med['compute']:+.3f} s, template loop (loop - floor) "
+              f"{med['loop'] - med['floor']:+.3f} s, metrics (naive - loop) {med['naive'] - med['loop']:+.3f} s; "
+              f"Naive / floor speed {med['floor'] / med['naive']:.3f}")
     pr = cProfile.Profile(); pr.enable(); clnb_naive(bm, True); pr.disable()
     st = pstats.Stats(pr); w = where(st); tot = sum(w.values())
     print("cProfile of naive, own time by origin: " + ", ".join(f"{k} {v:.2f} s ({v / tot:.0%})" for k, v in w.items()))

@@ -107,6 +107,7 @@ def main():
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=2, help="torch threads in every worker (the protocol: 2)")
     p.add_argument("--train-size", type=int, default=None); p.add_argument("--test-size", type=int, default=None)
+    p.add_argument("--clnb-extra", default="{}", help='JSON of extra clnb strategy arguments, e.g. {"precision": "bf16-mixed"}')
     p.add_argument("--no-avalanche", action="store_true"); p.add_argument("--no-docs", action="store_true", help="skip avalanche's torchvision data")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per worker process")
     p.add_argument("--out", default=str(HERE / "results"))
@@ -125,7 +126,9 @@ def main():
     for rep in range(a.repeats):
         for s in strategies:
             common = ["--strategy", s, "--params", json.dumps(params[s]), "--root", root] + size
-            jobs = [(sys.executable, "worker_clnb.py", common)]
+            extra = json.loads(a.clnb_extra)
+            jobs = [(sys.executable, "worker_clnb.py", common if not extra else
+                     common[:3] + [json.dumps({**params[s], **extra})] + common[4:])]
             if s == "naive": jobs.append((sys.executable, "worker_plain.py", common))
             if avpy:
                 jobs.append((avpy, "worker_avalanche.py", common + ["--data", "tensors"]))
@@ -139,6 +142,7 @@ def main():
     errors = [r for r in rows if "error" in r]
     workload = "Split Fashion-MNIST 5x2 classes, MLP 784-256-256-10, SGD 0.01/0.9, batch 128, 1 epoch, eval batch 1024, seed 0"
     if a.train_size or a.test_size: workload += f" (train_size={a.train_size}, test_size={a.test_size}: not the full protocol)"
+    if json.loads(a.clnb_extra): workload += f"; clnb strategies built with {a.clnb_extra}"
     meta = dict(when=time.strftime("%Y-%m-%d %H:%M"), workload=workload, threads=a.threads, repeats=a.repeats,
                 load_start=round(load_start, 1), load_end=round(os.getloadavg()[0], 1), total_s=round(time.perf_counter() - t_start, 1),
                 python=sys.version.split()[0])
