@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'default_device', 'as_device', 'TensorLoader', 'DeviceDataLoader', 'fits_on', 'make_loader', 'set_seed',
-           'check_precision', 'autocast', 'grad_scaler', 'check_compile', 'compile_model']
+           'check_precision', 'precision_context', 'grad_scaler', 'check_compile', 'compile_model']
 
 # %% ../nbs/03_engine.ipynb #24999a9d
 import os, random
@@ -109,7 +109,7 @@ def set_seed(seed:int, deterministic:bool=False):
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
 
-# %% ../nbs/03_engine.ipynb #e9698862
+# %% ../nbs/03_engine.ipynb #af4b7f54
 import contextlib
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # name -> autocast dtype
 
@@ -120,7 +120,7 @@ def check_precision(precision) -> str:
         raise ValueError(f"precision: expected '32', 'bf16-mixed' or '16-mixed', got {precision!r}")
     return p
 
-def autocast(device, precision="32"):
+def precision_context(device, precision="32"):
     "A context running its block in `precision` on `device` (nothing changes for '32')."
     dtype = PRECISIONS[check_precision(precision)]
     if dtype is None: return contextlib.nullcontext()

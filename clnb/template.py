@@ -6,7 +6,7 @@
 __all__ = ['TRAIN_CALLBACKS', 'EVAL_CALLBACKS', 'CALLBACKS', 'StrategyPlugin', 'BaseStrategy', 'SupervisedPlugin', 'Clock',
            'default_evaluator', 'SupervisedTemplate', 'Naive']
 
-# %% ../nbs/04_template.ipynb #682d5148
+# %% ../nbs/04_template.ipynb #ffead90f
 import warnings
 from collections import defaultdict
 from typing import Optional, Sequence, Union
@@ -14,7 +14,7 @@ import torch
 from torch import nn, Tensor
 from .data import CLDataset, Experience, Stream, patch
 from .engine import as_device, make_loader
-from .engine import autocast, grad_scaler, check_precision, check_compile, compile_model
+from .engine import precision_context, grad_scaler, check_precision, check_compile, compile_model
 
 # %% ../nbs/04_template.ipynb #cd4609e3
 TRAIN_CALLBACKS = ["before_training", "before_training_exp", "before_train_dataset_adaptation",
@@ -304,7 +304,7 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
 def _peval(self:SupervisedTemplate):
     for s in self._eval_streams: self.eval(s)
 
-# %% ../nbs/04_template.ipynb #191e4e2c
+# %% ../nbs/04_template.ipynb #ad1c8a41
 @patch
 def _unpack_minibatch(self:SupervisedTemplate):
     "Make sure `mbatch` is a list on the device (the engine's loaders already give one)."
@@ -315,14 +315,14 @@ def _unpack_minibatch(self:SupervisedTemplate):
 @patch
 def forward(self:SupervisedTemplate):
     "The model's output on the current minibatch (task labels passed to multi-task models)."
-    with autocast(self.device, self.precision):
+    with precision_context(self.device, self.precision):
         if _is_multitask(self.model): return self.model(self.mb_x, self.mb_task_id)
         return self.model(self.mb_x)
 
 @patch
 def criterion(self:SupervisedTemplate):
     "Loss of the current minibatch."
-    with autocast(self.device, self.precision): return self._criterion(self.mb_output, self.mb_y)
+    with precision_context(self.device, self.precision): return self._criterion(self.mb_output, self.mb_y)
 
 @patch
 def backward(self:SupervisedTemplate):
