@@ -7,17 +7,17 @@ __all__ = ['PROTOCOL', 'TEMPLATE_DEFAULTS', 'STRATEGIES', 'BENCHMARKS', 'MODELS'
            'strategy_class', 'strategy_status', 'list_strategies', 'build_strategy', 'BuilderSpec', 'build_benchmark',
            'build_model', 'list_benchmarks', 'build_run']
 
-# %% ../nbs/08_registry.ipynb #897ed57a
+# %% ../nbs/08_registry.ipynb #eb0c9094
 import importlib, inspect, pkgutil
 from dataclasses import dataclass, field
 from typing import Optional
 
-# %% ../nbs/08_registry.ipynb #22cdb6cd
+# %% ../nbs/08_registry.ipynb #17599685
 PROTOCOL = dict(benchmark="split_fmnist", model="mlp", lr=0.01, momentum=0.9,
                 train_mb_size=128, train_epochs=1, eval_mb_size=1024)  # the standard protocol of every chapter
 TEMPLATE_DEFAULTS = {k: PROTOCOL[k] for k in ("train_mb_size", "train_epochs", "eval_mb_size")}
 
-# %% ../nbs/08_registry.ipynb #5f438363
+# %% ../nbs/08_registry.ipynb #ac0908c4
 @dataclass(frozen=True)
 class StrategySpec:
     "Where a strategy lives and its default hyperparameters (data: nothing is imported until it is built)."
@@ -32,7 +32,7 @@ class StrategySpec:
         if self.kind not in ("plugin", "strategy"): raise ValueError(f"kind: expected 'plugin' or 'strategy', got {self.kind!r}")
         if isinstance(self.modules, str): object.__setattr__(self, "modules", (self.modules,))
 
-# %% ../nbs/08_registry.ipynb #76febc50
+# %% ../nbs/08_registry.ipynb #4b43e692
 _P, _S = "clnb.plugins.", "clnb.strategies."
 STRATEGIES = {s.name: s for s in [
     StrategySpec("naive", "Naive", ("clnb.template",), "strategy", {}, note="fine-tuning, the lower bound"),
@@ -71,7 +71,7 @@ def register_strategy(spec:StrategySpec, overwrite:bool=False) -> StrategySpec:
     STRATEGIES[spec.name] = spec
     return spec
 
-# %% ../nbs/08_registry.ipynb #86409085
+# %% ../nbs/08_registry.ipynb #2257224c
 def _spec(name) -> StrategySpec:
     if isinstance(name, StrategySpec): return name
     if name not in STRATEGIES: raise ValueError(f"name: expected one of {sorted(STRATEGIES)}, got {name!r}")
@@ -108,7 +108,7 @@ def list_strategies(available_only:bool=False) -> list:
     if not available_only: return list(STRATEGIES)
     return [n for n, s in strategy_status().items() if s == "available"]
 
-# %% ../nbs/08_registry.ipynb #6255cac0
+# %% ../nbs/08_registry.ipynb #c3ee588b
 def _params(f) -> list:
     "Names of the parameters of callable `f` (a class: its `__init__`), but `self` and `*args`/`**kwargs`."
     sig = inspect.signature(f)
@@ -143,7 +143,7 @@ def build_strategy(name, model, optimizer, **overrides):
     template_args["plugins"] = [plugin] + list(template_args.get("plugins") or [])
     return base(model, optimizer, **template_args)
 
-# %% ../nbs/08_registry.ipynb #3af77696
+# %% ../nbs/08_registry.ipynb #5e96989a
 @dataclass(frozen=True)
 class BuilderSpec:
     "A function that builds a benchmark or a model, by module and name, with default arguments."
@@ -188,7 +188,7 @@ def list_benchmarks() -> list:
     "Names of the registered benchmarks."
     return list(BENCHMARKS)
 
-# %% ../nbs/08_registry.ipynb #1f51c503
+# %% ../nbs/08_registry.ipynb #0dd87625
 def build_run(strategy:str="naive",         # a name of `STRATEGIES`
               benchmark:str="split_fmnist", # a name of `BENCHMARKS`
               model="mlp",                  # a name of `MODELS`, or a model
