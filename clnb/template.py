@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['TRAIN_CALLBACKS', 'EVAL_CALLBACKS', 'CALLBACKS', 'StrategyPlugin', 'BaseStrategy', 'SupervisedPlugin', 'Clock',
-           'default_evaluator', 'SupervisedTemplate', 'Naive']
+           'default_evaluator', 'SupervisedTemplate', 'NonFiniteLossError', 'Naive']
 
-# %% ../nbs/04_template.ipynb #35ef91c6
+# %% ../nbs/04_template.ipynb #f91544e6
 import warnings
 from collections import defaultdict
 from typing import Optional, Sequence, Union
@@ -15,7 +15,7 @@ from torch import nn, Tensor
 from .data import CLDataset, Experience, Stream, patch
 from .engine import as_device, make_loader
 
-# %% ../nbs/04_template.ipynb #69ec4bc4
+# %% ../nbs/04_template.ipynb #cd4609e3
 TRAIN_CALLBACKS = ["before_training", "before_training_exp", "before_train_dataset_adaptation",
     "after_train_dataset_adaptation", "before_training_epoch", "before_training_iteration", "before_forward",
     "after_forward", "before_backward", "after_backward", "after_training_iteration", "before_update",
@@ -33,7 +33,7 @@ def _noop(self, strategy, **kwargs): "Called by the strategy; does nothing unles
 for _name in CALLBACKS: setattr(SupervisedPlugin, _name, _noop)
 StrategyPlugin = SupervisedPlugin  # the older name
 
-# %% ../nbs/04_template.ipynb #b7d44b00
+# %% ../nbs/04_template.ipynb #ba373fa0
 class Clock(SupervisedPlugin):
     "Counters of training iterations, epochs and experiences, and of evaluation iterations."
     def __init__(self):
@@ -56,7 +56,7 @@ class Clock(SupervisedPlugin):
     def load_state_dict(self, d): vars(self).update(d)
     def __repr__(self): return "Clock(" + ", ".join(f"{k}={v}" for k, v in vars(self).items()) + ")"
 
-# %% ../nbs/04_template.ipynb #8b42015c
+# %% ../nbs/04_template.ipynb #e205fa04
 def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     "`e` re-raised with the plugin's class name and the callback in its message."
     if getattr(e, "_clnb_named", False): return e
@@ -70,7 +70,7 @@ def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     new._clnb_named = True
     return new
 
-# %% ../nbs/04_template.ipynb #902366b6
+# %% ../nbs/04_template.ipynb #eddab3cf
 def default_evaluator():
     "The default `EvaluationPlugin`: accuracy and loss at epoch, experience and stream level (see `clnb.evaluation`)."
     from clnb.evaluation import default_evaluator as make
@@ -91,7 +91,7 @@ def _has_dynamic(model):
     from clnb.models import DynamicModule
     return any(isinstance(m, DynamicModule) for m in model.modules())
 
-# %% ../nbs/04_template.ipynb #a0f5c7cc
+# %% ../nbs/04_template.ipynb #cbfc183f
 class SupervisedTemplate:
     "Supervised continual training: the train/eval loops, the callbacks, and the state plugins read."
     def __init__(self,
@@ -158,7 +158,7 @@ class SupervisedTemplate:
     def is_eval(self): "True while evaluating."; return not self.is_training
     def stop_training(self): "Stop training at the next iteration."; self._stop_training = True
 
-# %% ../nbs/04_template.ipynb #59710098
+# %% ../nbs/04_template.ipynb #c74f376f
 @patch
 def _build_callbacks(self:SupervisedTemplate):
     "For each callback, the bound methods of the plugins that override it, in plugin order."
@@ -183,7 +183,7 @@ def _make_cb(name):
     return cb
 for _name in CALLBACKS: setattr(SupervisedTemplate, f"_{_name}", _make_cb(_name))
 
-# %% ../nbs/04_template.ipynb #24dbfe13
+# %% ../nbs/04_template.ipynb #85ccf626
 @patch
 def _as_experiences(self:SupervisedTemplate, experiences, name:str):
     "A list of experiences from one `Experience`, a `Stream` or a sequence of them."
@@ -229,7 +229,7 @@ def _check_experiences(self:SupervisedTemplate, exps, name):
         width = self._output_width(exps[0].dataset)
         for e in exps: self._check_labels(e, width)
 
-# %% ../nbs/04_template.ipynb #dd8c4585
+# %% ../nbs/04_template.ipynb #213d8d44
 @patch
 def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
     "Train on `experiences` (one, a stream or a list); returns the evaluator's last metrics."
@@ -288,6 +288,7 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
         self._after_forward(**kwargs)
         self.loss = self.loss + self.criterion()
         self._before_backward(**kwargs)
+        if self._nonfinite_loss(): continue   # NaN/inf guard: see 'Non-finite losses'
         self.backward()
         self._after_backward(**kwargs)
         self._before_update(**kwargs)
@@ -300,7 +301,7 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
 def _peval(self:SupervisedTemplate):
     for s in self._eval_streams: self.eval(s)
 
-# %% ../nbs/04_template.ipynb #3d9a3303
+# %% ../nbs/04_template.ipynb #4f6ddbdf
 @patch
 def _unpack_minibatch(self:SupervisedTemplate):
     "Make sure `mbatch` is a list on the device (the engine's loaders already give one)."
@@ -377,7 +378,7 @@ def check_model_and_optimizer(self:SupervisedTemplate, reset_optimizer_state:boo
     self._check_optimizer(self.model, self.optimizer)
     self.model = self.model_adaptation(); self.make_optimizer(reset_optimizer_state)
 
-# %% ../nbs/04_template.ipynb #f9893f0d
+# %% ../nbs/04_template.ipynb #13114928
 _SAVED = ("is_training", "experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss", "current_eval_stream")
 
 @patch
@@ -420,7 +421,97 @@ def eval_epoch(self:SupervisedTemplate, **kwargs):
         self.loss = self.criterion()
         self._after_eval_iteration(**kwargs)
 
-# %% ../nbs/04_template.ipynb #6d8ef4eb
+# %% ../nbs/04_template.ipynb #dc14b396
+class NonFiniteLossError(FloatingPointError):
+    "The training loss became NaN or infinite."
+
+def _check_nan_policy(v):
+    if v not in ("raise", "skip", "off"): raise ValueError(f"nan_policy: expected 'raise', 'skip' or 'off', got {v!r}")
+    return v
+
+def _check_nan_every(v):
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+        raise ValueError(f"nan_check_every: expected a positive int or None (1 on the CPU, 100 on CUDA), got {v!r}")
+    return v
+
+SupervisedTemplate._nan_policy, SupervisedTemplate._nan_check_every, SupervisedTemplate.skipped_batches = "raise", None, 0
+SupervisedTemplate.nan_policy = property(lambda self: self._nan_policy, lambda self, v: setattr(self, "_nan_policy", _check_nan_policy(v)),
+    doc="What a NaN/inf training loss does: 'raise' (default), 'skip' the minibatch, or 'off'.")
+SupervisedTemplate.nan_check_every = property(lambda self: self._nan_check_every,
+    lambda self, v: setattr(self, "_nan_check_every", _check_nan_every(v)),
+    doc="Iterations between host checks of the loss under 'raise' (None: 1 on the CPU, 100 on CUDA).")
+
+# %% ../nbs/04_template.ipynb #2f09ba09
+def _finite(v) -> bool:
+    return bool(torch.isfinite(v.detach()).all()) if isinstance(v, Tensor) else v == v and abs(v) != float("inf")
+
+@patch
+def _nonfinite_loss(self:SupervisedTemplate) -> bool:
+    "Check the loss before the backward pass: True to skip this minibatch; raises `NonFiniteLossError` under 'raise'."
+    policy, loss = self._nan_policy, self.loss
+    if policy == "off": return False
+    dev = loss.device if isinstance(loss, Tensor) else torch.device("cpu")
+    every = self._nan_check_every or (1 if dev.type == "cpu" else 100)
+    if policy == "skip" or every == 1:
+        if _finite(loss): return False
+        if policy == "skip":
+            self.skipped_batches += 1
+            warnings.warn(f"nan_policy='skip': skipped a minibatch with a non-finite loss at {self._where()}")
+            return True
+        raise NonFiniteLossError(f"the loss is {_fmt(loss)} at {self._where()}: {self._diagnose_loss()}")
+    return self._deferred_loss_check(loss, every)
+
+def _fmt(v): return format(float(v.detach().float().flatten()[0] if isinstance(v, Tensor) else v), ".4g")
+
+@patch
+def _where(self:SupervisedTemplate, it:Optional[int]=None) -> str:
+    "'experience k of S_stream, epoch e, iteration i' of the current (or the given in-epoch) iteration."
+    c = self.clock
+    return f"{_exp_name(self.experience)}, epoch {c.train_exp_epochs}, iteration {c.train_epoch_iterations if it is None else it}"
+
+@patch
+def _deferred_loss_check(self:SupervisedTemplate, loss, every:int) -> bool:
+    "Record the first non-finite loss of the epoch on the device; read it every `every` iterations and at the epoch's end."
+    c, st = self.clock, getattr(self, "_nan_state", None)
+    if st is None or st.device != loss.device: st = self._nan_state = torch.full((), -1, dtype=torch.long, device=loss.device)
+    bad = ~torch.isfinite(loss.detach()).all()
+    st.masked_fill_(bad & (st < 0), c.train_epoch_iterations)   # no sync: the mask stays on the device
+    n = len(self.dataloader) if hasattr(self.dataloader, "__len__") else None
+    if (c.train_epoch_iterations + 1) % every and c.train_epoch_iterations + 1 != n: return False
+    first = int(st)                       # the one sync every `every` iterations
+    if first < 0: return False
+    st.fill_(-1)
+    raise NonFiniteLossError(f"the loss is non-finite at {self._where(first)} (found {c.train_epoch_iterations - first} "
+                             f"iterations later: nan_check_every={every}; set strategy.nan_check_every = 1 to stop at once and name the cause)")
+
+# %% ../nbs/04_template.ipynb #9424ce04
+@patch
+@torch.no_grad()
+def _nonfinite_weights(self:SupervisedTemplate):
+    return [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+
+@patch
+def _diagnose_loss(self:SupervisedTemplate) -> str:
+    "Which step made the loss non-finite: the inputs, the model, the criterion, or a plugin's `before_backward`."
+    hint = " (set strategy.nan_policy = 'skip' to skip such minibatches)"
+    x = self.mb_x
+    if isinstance(x, Tensor) and x.is_floating_point() and not torch.isfinite(x).all():
+        return "the minibatch's inputs contain NaN or inf; check the dataset" + hint
+    if isinstance(self.mb_output, Tensor) and not torch.isfinite(self.mb_output.detach()).all():
+        bad = self._nonfinite_weights()
+        why = f"the weights {bad[:3]} already are" if bad else "the weights are finite: try a smaller learning rate or normalise the inputs"
+        return f"the model's output is non-finite ({why})" + hint
+    loss = self.criterion()
+    if not _finite(loss): return f"the criterion returned {_fmt(loss)} on finite outputs; check the labels and the criterion" + hint
+    for p, f in self._cbs.get("before_backward", []):     # replay the plugins' terms one at a time
+        before, self.loss = _fmt(loss), loss
+        f(self)
+        if not _finite(self.loss):
+            return f"{type(p).__name__}.before_backward made it {_fmt(self.loss)} (the loss was {before} before it)" + hint
+        loss = self.loss
+    return "a term added before the criterion (in before_forward, after_forward or the strategy's own loss) is non-finite" + hint
+
+# %% ../nbs/04_template.ipynb #eaba8e8c
 class Naive(SupervisedTemplate):
     "Fine-tuning: train on each experience in turn with no protection against forgetting (the lower bound)."
 
