@@ -7,7 +7,7 @@ __all__ = ['FORMAT', 'HEADER', 'TEMPLATE_ATTRS', 'exclude_from_checkpoint', 'obj
            'set_rng_state', 'atomic_write', 'save_checkpoint', 'read_header', 'check_compatible', 'load_checkpoint',
            'maybe_load_checkpoint']
 
-# %% ../nbs/30_checkpoint.ipynb #8cd99272
+# %% ../nbs/30_checkpoint.ipynb #93c5e386
 import contextlib, functools, io, json, os, pickle, random, tempfile, threading, time, types, zipfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -17,7 +17,7 @@ import clnb
 from .template import SupervisedTemplate, _has_dynamic
 from .evaluation import EvaluationPlugin
 
-# %% ../nbs/30_checkpoint.ipynb #250638c4
+# %% ../nbs/30_checkpoint.ipynb #bca268bb
 FORMAT = 1                        # version of the checkpoint layout, checked when loading
 HEADER = "clnb_checkpoint.json"   # name of the JSON header inside the checkpoint's zip archive
 
@@ -41,7 +41,7 @@ def _excluded(obj) -> set:
     for c in type(obj).__mro__: out.update(_EXCLUDED.get(c, ()))
     return out
 
-# %% ../nbs/30_checkpoint.ipynb #b87d63fb
+# %% ../nbs/30_checkpoint.ipynb #dbf1b930
 _CODE = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType, functools.partial)
 
 def _kind(v) -> str:
@@ -59,7 +59,7 @@ def object_state(obj, skip=()) -> dict:
     skip = set(skip) | _excluded(obj)
     return {"attrs": {k: v for k, v in vars(obj).items() if k not in skip and _kind(v) != "code"}}
 
-# %% ../nbs/30_checkpoint.ipynb #8834ac8e
+# %% ../nbs/30_checkpoint.ipynb #644d5bc9
 _MISSING = object()
 
 def _plain(o) -> bool:
@@ -85,7 +85,7 @@ def restore_state(obj, state:dict):
     if "state_dict" in state: obj.load_state_dict(state["state_dict"])
     else: _write_attrs(obj, state["attrs"])
 
-# %% ../nbs/30_checkpoint.ipynb #877776e5
+# %% ../nbs/30_checkpoint.ipynb #fdf1a186
 def get_rng_state() -> dict:
     "The states of Python's, NumPy's and torch's (CPU and every CUDA device) global random generators."
     s = {"python": random.getstate(), "torch": torch.get_rng_state()}
@@ -106,7 +106,7 @@ def set_rng_state(state:dict):
         n = min(len(state["cuda"]), torch.cuda.device_count())
         for i in range(n): torch.cuda.set_rng_state(state["cuda"][i].cpu(), i)
 
-# %% ../nbs/30_checkpoint.ipynb #331946db
+# %% ../nbs/30_checkpoint.ipynb #be1137c8
 def _stale_tmps(path:Path):
     "Temporary files of `path` left by saves whose process is gone."
     for p in path.parent.glob(f".{path.name}.*.tmp"):
@@ -137,7 +137,7 @@ def atomic_write(path, write:Callable):
         with contextlib.suppress(OSError): p.unlink()
     return path
 
-# %% ../nbs/30_checkpoint.ipynb #52e81398
+# %% ../nbs/30_checkpoint.ipynb #8f665cac
 _LOADING = threading.local()
 
 def _ref(kind:str, name:Optional[str]=None):
@@ -173,7 +173,7 @@ def _pickle_module(refs:dict):
             return (_ref, r[1]) if r is not None and r[0] is obj else NotImplemented
     return types.SimpleNamespace(__name__="clnb_checkpoint_pickle", Pickler=Pickler)
 
-# %% ../nbs/30_checkpoint.ipynb #75f7764d
+# %% ../nbs/30_checkpoint.ipynb #09819de2
 def _check_strategy(strategy):
     if not isinstance(strategy, SupervisedTemplate):
         raise TypeError(f"strategy: expected a SupervisedTemplate (a strategy), got {type(strategy).__name__}")
@@ -197,7 +197,7 @@ def _header(strategy, state_dict, groups, next_experience) -> dict:
                 next_experience=next_experience, train_iterations=strategy.clock.train_iterations,
                 saved_at=time.strftime("%Y-%m-%d %H:%M:%S"))
 
-# %% ../nbs/30_checkpoint.ipynb #2d457911
+# %% ../nbs/30_checkpoint.ipynb #62a36fc4
 def save_checkpoint(strategy:SupervisedTemplate, # the strategy to save, between two calls to `train`
                     path,                        # the file to write (its folder is created)
                     next_experience:Optional[int]=None): # index to resume from (default: experiences trained so far)
@@ -235,7 +235,7 @@ def _unpicklable(strategy, payload, refs) -> str:
         except Exception: return name
     return "the checkpoint"
 
-# %% ../nbs/30_checkpoint.ipynb #d285ec6c
+# %% ../nbs/30_checkpoint.ipynb #349ae211
 def read_header(path) -> dict:
     "The JSON header of the checkpoint at `path` (versions, class names, shapes), read without loading tensors."
     path = Path(path)
@@ -275,7 +275,7 @@ def check_compatible(header:dict, strategy, check_version:bool=True):
         p.append(f"optimizer: {len(header['optimizer_groups'])} param groups in the checkpoint, {len(strategy.optimizer.param_groups)} here")
     if p: raise ValueError("checkpoint: it does not match this strategy: " + "; ".join(p))
 
-# %% ../nbs/30_checkpoint.ipynb #2bd2bfc9
+# %% ../nbs/30_checkpoint.ipynb #d8b338c7
 def load_checkpoint(path,                       # a file written by `save_checkpoint`
                     strategy:SupervisedTemplate, # a strategy built as the saved one was (same classes, plugins, model)
                     check_version:bool=True):    # refuse a checkpoint written by another clnb version

@@ -235,6 +235,8 @@ def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
     "Train on `experiences` (one, a stream or a list); returns the evaluator's last metrics."
     exps = self._as_experiences(experiences, "experiences")
     self._check_experiences(exps, "experiences")
+    if eval_streams is not None and not isinstance(eval_streams, (Experience, Stream, list, tuple)):
+        raise TypeError(f"eval_streams: expected a Stream, an Experience or a list of them, got {type(eval_streams).__name__}")
     self._eval_streams = [self._as_experiences(s, "eval_streams") for s in (eval_streams if eval_streams is not None else [exps])] \
         if not isinstance(eval_streams, (Experience, Stream)) else [self._as_experiences(eval_streams, "eval_streams")]
     self.is_training, self._stop_training = True, False
