@@ -7,7 +7,7 @@ __all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_HEADER', 'TEMPLATE_NOT_STATE', 'excl
            'restore_state', 'get_rng_state', 'set_rng_state', 'atomic_write', 'save_checkpoint', 'read_header',
            'check_checkpoint', 'load_checkpoint', 'maybe_load_checkpoint']
 
-# %% ../nbs/30_checkpoint.ipynb #edf3ad17
+# %% ../nbs/30_checkpoint.ipynb #6e6d9be0
 import contextlib, functools, io, json, os, pickle, random, tempfile, threading, time, types, zipfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -17,7 +17,7 @@ import clnb
 from .template import SupervisedTemplate, _has_dynamic
 from .evaluation import EvaluationPlugin
 
-# %% ../nbs/30_checkpoint.ipynb #56da93a9
+# %% ../nbs/30_checkpoint.ipynb #1173fd08
 CHECKPOINT_FORMAT = 1                        # version of the checkpoint layout, checked when loading
 CHECKPOINT_HEADER = "clnb_checkpoint.json"   # name of the JSON header inside the checkpoint's zip archive
 
@@ -49,7 +49,7 @@ def _excluded(obj) -> set:
     for c in type(obj).__mro__: out.update(_EXCLUDED.get(c, ()))
     return out
 
-# %% ../nbs/30_checkpoint.ipynb #16d1cc2d
+# %% ../nbs/30_checkpoint.ipynb #d80a526e
 _CODE = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType, functools.partial)
 
 def _kind(v) -> str:
@@ -67,7 +67,7 @@ def object_state(obj, skip=()) -> dict:
     skip = set(skip) | _excluded(obj)
     return {"attrs": {k: v for k, v in vars(obj).items() if k not in skip and _kind(v) != "code"}}
 
-# %% ../nbs/30_checkpoint.ipynb #248884ca
+# %% ../nbs/30_checkpoint.ipynb #5ded6a78
 _MISSING = object()
 
 def _plain(o) -> bool:
@@ -93,7 +93,7 @@ def restore_state(obj, state:dict):
     if "state_dict" in state: obj.load_state_dict(state["state_dict"])
     else: _write_attrs(obj, state["attrs"])
 
-# %% ../nbs/30_checkpoint.ipynb #1c6e0c00
+# %% ../nbs/30_checkpoint.ipynb #52a8aa8d
 def get_rng_state() -> dict:
     "The states of Python's, NumPy's and torch's (CPU and every CUDA device) global random generators."
     s = {"python": random.getstate(), "torch": torch.get_rng_state()}
@@ -114,7 +114,7 @@ def set_rng_state(state:dict):
         n = min(len(state["cuda"]), torch.cuda.device_count())
         for i in range(n): torch.cuda.set_rng_state(state["cuda"][i].cpu(), i)
 
-# %% ../nbs/30_checkpoint.ipynb #e6e6ade4
+# %% ../nbs/30_checkpoint.ipynb #9ce61f0b
 def _stale_tmps(path:Path):
     "Temporary files of `path` left by saves whose process is gone."
     for p in path.parent.glob(f".{path.name}.*.tmp"):
@@ -145,7 +145,7 @@ def atomic_write(path, write:Callable):
         with contextlib.suppress(OSError): p.unlink()
     return path
 
-# %% ../nbs/30_checkpoint.ipynb #13a0ff12
+# %% ../nbs/30_checkpoint.ipynb #e10eb8ac
 _LOADING = threading.local()
 
 def _ref(kind:str, name:Optional[str]=None):
@@ -173,15 +173,22 @@ def _ref_context(strategy) -> dict:
     return {"strategy": strategy, "optimizer": strategy.optimizer, "model": m, "module": dict(m.named_modules()),
             "param": dict(m.named_parameters()), "buffer": dict(m.named_buffers())}
 
+def _generator(device:str, state:bytes) -> torch.Generator:
+    "A torch generator on `device` in the saved `state` (kept as bytes, so `map_location` does not move it)."
+    g = torch.Generator(device)
+    g.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return g
+
 def _pickle_module(refs:dict):
-    "A pickle module for `torch.save` that writes the objects in `refs` as references."
+    "A pickle module for `torch.save` that writes the objects in `refs` as references, and generators as bytes."
     class Pickler(pickle.Pickler):
         def reducer_override(self, obj):
+            if isinstance(obj, torch.Generator): return _generator, (str(obj.device), obj.get_state().numpy().tobytes())
             r = refs.get(id(obj))
             return (_ref, r[1]) if r is not None and r[0] is obj else NotImplemented
     return types.SimpleNamespace(__name__="clnb_checkpoint_pickle", Pickler=Pickler)
 
-# %% ../nbs/30_checkpoint.ipynb #8f86ea9b
+# %% ../nbs/30_checkpoint.ipynb #ff791319
 def _check_strategy(strategy):
     if not isinstance(strategy, SupervisedTemplate):
         raise TypeError(f"strategy: expected a SupervisedTemplate (a strategy), got {type(strategy).__name__}")
@@ -205,7 +212,7 @@ def _header(strategy, state_dict, groups, next_experience) -> dict:
                 next_experience=next_experience, train_iterations=strategy.clock.train_iterations,
                 saved_at=time.strftime("%Y-%m-%d %H:%M:%S"))
 
-# %% ../nbs/30_checkpoint.ipynb #bd695edc
+# %% ../nbs/30_checkpoint.ipynb #c4858286
 def save_checkpoint(strategy:SupervisedTemplate, # the strategy to save, between two calls to `train`
                     path,                        # the file to write (its folder is created)
                     next_experience:Optional[int]=None): # index to resume from (default: experiences trained so far)
@@ -243,7 +250,7 @@ def _unpicklable(strategy, payload, refs) -> str:
         except Exception: return name
     return "the checkpoint"
 
-# %% ../nbs/30_checkpoint.ipynb #c517c9e0
+# %% ../nbs/30_checkpoint.ipynb #5b19bb0c
 def read_header(path) -> dict:
     "The JSON header of the checkpoint at `path` (versions, class names, shapes), read without loading tensors."
     path = Path(path)
@@ -283,7 +290,7 @@ def check_checkpoint(header:dict, strategy, check_version:bool=True):
         p.append(f"optimizer: {len(header['optimizer_groups'])} param groups in the checkpoint, {len(strategy.optimizer.param_groups)} here")
     if p: raise ValueError("checkpoint: it does not match this strategy: " + "; ".join(p))
 
-# %% ../nbs/30_checkpoint.ipynb #5b97f64e
+# %% ../nbs/30_checkpoint.ipynb #45205aa9
 def load_checkpoint(path,                       # a file written by `save_checkpoint`
                     strategy:SupervisedTemplate, # a strategy built as the saved one was (same classes, plugins, model)
                     check_version:bool=True):    # refuse a checkpoint written by another clnb version

@@ -38,3 +38,33 @@ def test_checkpoint_of_a_run_differs_from_a_fresh_start(tmp_path):
     assert not torch.equal(w0, fresh.model.classifier.weight)
     assert torch.equal(fresh.model.classifier.weight, s.model.classifier.weight)
     assert fresh.clock.train_exp_counter == 2 and fresh.evaluator.accuracy_matrix().shape == (2, 5)
+
+KILL = """
+import os, signal, sys, torch, clnb.checkpoint as ck
+from torch import nn
+from clnb.template import Naive
+path, where = sys.argv[1], sys.argv[2]
+m = nn.Linear(3, 2); s = Naive(m, torch.optim.SGD(m.parameters(), lr=0.1), device="cpu")
+ck.save_checkpoint(s, path)                                  # the last good checkpoint
+with torch.no_grad(): m.weight.fill_(7.)
+die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+if where == "mid-write":
+    real = torch.save
+    def half(obj, f, **kw): real(obj, f, **kw); f.flush(); f.truncate(f.tell() // 2); die()
+    ck.torch.save = half
+else: ck.os.replace = die                                    # fully written, killed before the rename
+ck.save_checkpoint(s, path)
+"""
+
+@pytest.mark.parametrize("where", ["mid-write", "before-rename"])
+def test_killed_while_saving_leaves_the_last_checkpoint(where, tmp_path):
+    from torch import nn
+    from clnb.template import Naive
+    from clnb.checkpoint import load_checkpoint
+    path = tmp_path / "ck.pt"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", KILL, str(path), where], env=env, capture_output=True, text=True)
+    assert r.returncode == -9, r.stderr[-2000:]
+    m = nn.Linear(3, 2); s = Naive(m, torch.optim.SGD(m.parameters(), lr=0.1), device="cpu")
+    load_checkpoint(path, s)
+    assert not (s.model.weight == 7.).any()
