@@ -41,6 +41,8 @@ if __name__ == "__main__":
         for _ in range(a.repeats):
             for p in ("raise", "off"): r[p].append(run(bm, p, fn, bs))
         med = {p: statistics.median(v) for p, v in r.items()}
+        it_us = bs / med["off"] * 1e6
         out[name] = {"samples_per_s_raise": round(med["raise"]), "samples_per_s_off": round(med["off"]),
-                     "ratio_raise_over_off": round(med["raise"] / med["off"], 3)}
+                     "ratio_raise_over_off": round(med["raise"] / med["off"], 3),
+                     "iteration_us_off": round(it_us, 1), "guard_share_of_iteration": round(out["guard_call_us"] / it_us, 5)}
     print(json.dumps(out, indent=1))
