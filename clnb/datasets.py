@@ -196,6 +196,8 @@ def stratified_head(ds:CLDataset, # the dataset to shrink
 # %% ../nbs/01_datasets.ipynb #f8b9e792
 def _fmnist(train_size, test_size, root, download, normalize, train_transform=None, eval_transform=None):
     "Fashion-MNIST, shrunk with `stratified_head`, with the batch transforms set."
+    for v, name in ((train_size, "train_size"), (test_size, "test_size")):   # named before the files are read
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0): raise ValueError(f"{name}: expected a positive int or None, got {v!r}")
     train, test = load_fmnist(root, download, normalize)
     train, test = stratified_head(train, train_size), stratified_head(test, test_size)
     return CLDataset(train.x, train.y, None, train_transform), CLDataset(test.x, test.y, None, eval_transform)
