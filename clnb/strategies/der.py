@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DER']
 
-# %% ../../nbs/20_der.ipynb #7bfa7a7a
+# %% ../../nbs/20_der.ipynb #81361096
 from typing import Optional
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from ..template import SupervisedTemplate, _is_multitask
 from ..evaluation import default_evaluator
 from ..plugins.replay import Buffer
 
-# %% ../../nbs/20_der.ipynb #158fd077
+# %% ../../nbs/20_der.ipynb #60b078b4
 def _check_nonneg(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
         raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
@@ -45,6 +45,7 @@ class DER(SupervisedTemplate):
         self.batch_size_mem = train_mb_size if batch_size_mem is None else batch_size_mem
         self.buffer = Buffer(mem_size, device=self.device)  # x, y, t, logits and the experience of insertion
         self.update_future_logits = True   # X-DER's update of the logits of classes learnt after a sample was stored
+        self.future_logits_gamma = 0.85    # updated logits are scaled to stay below gamma x the ground-truth logit (None: no scaling)
         self.seen_classes = set()          # classes of the experiences trained so far
         self._n_cur = self._n_mem = 0      # current and buffer samples in the minibatch
         self._cur = self._mem_logits = None
@@ -104,4 +105,10 @@ class DER(SupervisedTemplate):
         cols = torch.zeros(out.shape[1], dtype=torch.bool, device=out.device)
         cols[torch.tensor(classes, device=out.device)] = True
         rows = b["exp"] < before_exp
+        if self.future_logits_gamma is not None:   # X-DER: the stored ground-truth logit stays the largest
+            gt = b["logits"].gather(1, b["y"][:, None])[:, 0]
+            top = out.masked_fill(~cols, float("-inf")).max(1).values
+            shrink = (top > gt) & (gt > 0)
+            scale = torch.where(shrink, self.future_logits_gamma * gt / top, torch.ones_like(gt))
+            out = torch.where(cols[None, :], out * scale[:, None], out)
         b.fields["logits"][:n] = torch.where(rows[:, None] & cols[None, :], out.to(b.fields["logits"].dtype), b["logits"])
