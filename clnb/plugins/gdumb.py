@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['GDumbPlugin']
 
-# %% ../../nbs/11_gdumb.ipynb #19d3016d
+# %% ../../nbs/11_gdumb.ipynb #1dd2b68a
 import copy
 from typing import Dict
 import torch
@@ -13,7 +13,7 @@ from ..data import CLDataset, Experience, _check_pos_int
 from ..template import SupervisedPlugin
 from .replay import balanced_quota
 
-# %% ../../nbs/11_gdumb.ipynb #3511a8fd
+# %% ../../nbs/11_gdumb.ipynb #20cec42d
 class GDumbPlugin(SupervisedPlugin):
     "GDumb: a greedy class-balanced memory, and a model re-initialised and trained only on it at every experience."
     def __init__(self, mem_size:int=200): # memory size (per task label in multi-task streams)

@@ -6,7 +6,7 @@
 __all__ = ['Buffer', 'GroupedMemory', 'balanced_quota', 'StoragePolicy', 'ExperienceBalancedStoragePolicy',
            'ClassBalancedStoragePolicy', 'ReplayLoader', 'ReplayPlugin', 'split_fmnist_run', 'plot_accuracy_matrices']
 
-# %% ../../nbs/10_replay.ipynb #ff403f7c
+# %% ../../nbs/10_replay.ipynb #0a9fb9d7
 import math
 from abc import ABC, abstractmethod
 from typing import Dict, Optional, Sequence
@@ -16,7 +16,7 @@ from ..data import CLDataset, Experience, _check_pos_int
 from ..engine import TensorLoader
 from ..template import SupervisedPlugin
 
-# %% ../../nbs/10_replay.ipynb #e02612be
+# %% ../../nbs/10_replay.ipynb #d62ea86f
 class Buffer:
     "A fixed-capacity store of named tensor fields (x, y, t, logits, ...) on a device, filled by reservoir sampling."
     def __init__(self,
@@ -79,7 +79,7 @@ class Buffer:
         ds = self.dataset().subset(order)
         return GroupedMemory.from_sizes(ds, counts)
 
-# %% ../../nbs/10_replay.ipynb #b1a72110
+# %% ../../nbs/10_replay.ipynb #7a99936b
 class GroupedMemory:
     "Groups of samples (one per experience or class) stored one after the other, for O(n) draws balanced over groups."
     def __init__(self,
@@ -119,7 +119,7 @@ class GroupedMemory:
         x = d.x[idx]
         return [x if d.transform is None else d.transform(x), d.y[idx], d.t[idx]]
 
-# %% ../../nbs/10_replay.ipynb #9888b053
+# %% ../../nbs/10_replay.ipynb #aae027fb
 def balanced_quota(available:Dict, capacity:int) -> Dict:
     "Water-filling: {key: n} with n <= available[key], sum(n) = min(capacity, sum(available)), as equal as possible."
     quota, left = {k: 0 for k in available}, int(capacity)
@@ -133,7 +133,7 @@ def balanced_quota(available:Dict, capacity:int) -> Dict:
             if left == 0: break
     return quota
 
-# %% ../../nbs/10_replay.ipynb #eea289e5
+# %% ../../nbs/10_replay.ipynb #af3729dd
 def _source(data_source):
     "(dataset, experience id or None, device) from a strategy, an `Experience` or a `CLDataset`."
     if isinstance(data_source, CLDataset): return data_source, None, data_source.device
@@ -166,7 +166,7 @@ class StoragePolicy(ABC):
 
     def __len__(self): return sum(len(v) for v in self.ext_mem.values())
 
-# %% ../../nbs/10_replay.ipynb #a7303cf6
+# %% ../../nbs/10_replay.ipynb #54ac79ac
 class ExperienceBalancedStoragePolicy(StoragePolicy):
     "Stores samples for replay, equally divided over experiences."
     def __init__(self,
@@ -197,7 +197,7 @@ class ExperienceBalancedStoragePolicy(StoragePolicy):
         self.subsample_all_groups(share * (n_groups - 1))
         self.ext_mem[key] = _shuffled_head(data, share + (self.mem_size % div if n_groups == div else 0), device)
 
-# %% ../../nbs/10_replay.ipynb #fa3e32ff
+# %% ../../nbs/10_replay.ipynb #e50b60b5
 class ClassBalancedStoragePolicy(StoragePolicy):
     "Stores samples for replay, equally divided over classes."
     def __init__(self,
@@ -234,7 +234,7 @@ class ClassBalancedStoragePolicy(StoragePolicy):
             self.ext_mem[c] = cand if old is None else _shuffled_head(old.concat(cand), len(old) + len(cand), device)
         self.cutoff_memory(self.divide_remaining_samples(self.mem_size // div, div))
 
-# %% ../../nbs/10_replay.ipynb #31346fda
+# %% ../../nbs/10_replay.ipynb #e2a07177
 class ReplayLoader:
     "Minibatches `[x, y, t]`: a minibatch of the current data followed by one of memory, balanced over its groups."
     def __init__(self,
@@ -258,7 +258,7 @@ class ReplayLoader:
             xm, ym, tm = self.memory.sample(self.batch_size_mem)
             yield [torch.cat([xb, xm]), torch.cat([yb, ym]), torch.cat([tb, tm])]
 
-# %% ../../nbs/10_replay.ipynb #ab5c6355
+# %% ../../nbs/10_replay.ipynb #17fd53b4
 class ReplayPlugin(SupervisedPlugin):
     "Experience replay: minibatches of current data plus a memory minibatch balanced over experiences (or classes)."
     def __init__(self,
@@ -292,7 +292,7 @@ class ReplayPlugin(SupervisedPlugin):
         "Update the memory with the experience just trained on."
         self.storage_policy(strategy, **kwargs)
 
-# %% ../../nbs/10_replay.ipynb #91f5ee50
+# %% ../../nbs/10_replay.ipynb #566fb035
 def split_fmnist_run(strategy_cls,           # a strategy class (`Naive`, `DER`, ...) taking (model, optimizer, ...)
                      seed:int=0,              # training seed (`set_seed`)
                      train_size=None,         # training samples in all (None: 60,000)
