@@ -62,7 +62,7 @@ BUILDERS = {
     "GDumb":     with_plugin("GDumbPlugin", lambda P, m: P(mem_size=40)),
     "EWC":       with_plugin("EWCPlugin", lambda P, m: P(ewc_lambda=1.0)),
     "OnlineEWC": with_plugin("EWCPlugin", lambda P, m: P(ewc_lambda=1.0, mode="online", decay_factor=0.5)),
-    "SI":        with_plugin("SynapticIntelligencePlugin", lambda P, m: P(si_lambda=1.0)),
+    "SI":        with_plugin("SynapticIntelligencePlugin", lambda P, m: P(si_lambda=0.01)),
     "LwF":       with_plugin("LwFPlugin", lambda P, m: P(alpha=1.0, temperature=2)),
     "GEM":       with_plugin("GEMPlugin", lambda P, m: P(patterns_per_experience=20, memory_strength=0.5)),
     "AGEM":      with_plugin("AGEMPlugin", lambda P, m: P(patterns_per_experience=20, sample_size=20)),
