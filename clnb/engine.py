@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['default_device', 'as_device', 'TensorLoader', 'DeviceDataLoader', 'fits_on', 'make_loader', 'set_seed']
 
-# %% ../nbs/03_engine.ipynb #5000b881
+# %% ../nbs/03_engine.ipynb #24999a9d
 import os, random
 from typing import Optional
 import torch
 from torch import Tensor
 from .data import CLDataset
 
-# %% ../nbs/03_engine.ipynb #1e049b4e
+# %% ../nbs/03_engine.ipynb #df8c2765
 def default_device() -> torch.device:
     "The CUDA device when one is available, else the CPU."
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -26,7 +26,7 @@ def as_device(device) -> torch.device:
         raise ValueError(f"device: {device} was asked for but CUDA is not available on this machine; use 'cpu' or None")
     return device
 
-# %% ../nbs/03_engine.ipynb #286174eb
+# %% ../nbs/03_engine.ipynb #c3565a83
 class TensorLoader:
     "Minibatches `[x, y, t]` as index slices of a `CLDataset` held on `device`."
     def __init__(self,
@@ -62,7 +62,7 @@ class TensorLoader:
                 xb, yb, tb = x[idx], y[idx], t[idx]
             yield [xb if tf is None else tf(xb), yb, tb]
 
-# %% ../nbs/03_engine.ipynb #248186be
+# %% ../nbs/03_engine.ipynb #ec55e78c
 class DeviceDataLoader:
     "A `DataLoader` whose batches are lists `[x, y, t]` moved to `device`."
     def __init__(self, dataset, batch_size:int, shuffle=False, drop_last=False, device="cpu", num_workers=0, **kwargs):
@@ -92,7 +92,7 @@ def make_loader(dataset, batch_size:int, shuffle:bool=False, drop_last:bool=Fals
         return TensorLoader(dataset, batch_size, shuffle, drop_last, device, generator)
     return DeviceDataLoader(dataset, batch_size, shuffle, drop_last, device, num_workers, **kwargs)
 
-# %% ../nbs/03_engine.ipynb #a341e7f3
+# %% ../nbs/03_engine.ipynb #647cdf5b
 def set_seed(seed:int, deterministic:bool=False):
     "Seed Python, NumPy and torch (CPU and CUDA); `deterministic` also asks torch for deterministic kernels."
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0: raise ValueError(f"seed: expected a non-negative int, got {seed!r}")

@@ -6,13 +6,13 @@
 __all__ = ['MetricValue', 'phase_and_stream', 'metric_name', 'TaskMeter', 'PluginMetric', 'LevelMetric', 'Accuracy', 'Loss',
            'accuracy_metrics', 'loss_metrics', 'TrainedExperienceAccuracy', 'EvaluationPlugin', 'default_evaluator']
 
-# %% ../nbs/05_evaluation.ipynb #01caf2d0
+# %% ../nbs/05_evaluation.ipynb #131c1a03
 from typing import Dict, List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 from .template import SupervisedPlugin, CALLBACKS
 
-# %% ../nbs/05_evaluation.ipynb #068da999
+# %% ../nbs/05_evaluation.ipynb #a849ab47
 class MetricValue:
     "One emitted metric value: `name`, `value`, `x_plot` (training iteration) and `train_exp` (experiences trained)."
     def __init__(self, origin, name:str, value, x_plot:int, train_exp:int=0):
@@ -31,7 +31,7 @@ def metric_name(base:str, strategy, task:int, exp:Optional[int]=None) -> str:
     name = f"{base}/{phase}/{stream}/Task{task:03d}"
     return name if exp is None else f"{name}/Exp{exp:03d}"
 
-# %% ../nbs/05_evaluation.ipynb #494e219c
+# %% ../nbs/05_evaluation.ipynb #a0af9f9a
 class TaskMeter:
     "Per-task running sums and counts on the device; read with one sync."
     def __init__(self): self.reset()
@@ -55,7 +55,7 @@ class TaskMeter:
         "{task: mean} for tasks with samples (one sync)."
         return {t: s / c for t, (s, c) in self.totals().items()}
 
-# %% ../nbs/05_evaluation.ipynb #b3552057
+# %% ../nbs/05_evaluation.ipynb #192e4190
 def _n_tasks(strategy):
     ds, e = strategy.adapted_dataset, strategy.experience
     ts = (ds.task_set if hasattr(ds, "task_set") else []) + (e.task_labels if e is not None else [])
@@ -120,7 +120,7 @@ class LevelMetric(PluginMetric):
             for t, (v, n) in tot.items(): a = acc.setdefault(t, [0., 0.]); a[0] += v; a[1] += n
         return self._emit(strategy, {t: v / n for t, (v, n) in acc.items()})
 
-# %% ../nbs/05_evaluation.ipynb #9ebded27
+# %% ../nbs/05_evaluation.ipynb #fcb7e220
 class Accuracy(LevelMetric):
     "Top-1 accuracy of `mb_output` against `mb_y`."
     base = "Top1_Acc"
@@ -147,7 +147,7 @@ def loss_metrics(*, minibatch=False, epoch=False, epoch_running=False, experienc
     "Loss metrics at the chosen levels."
     return [Loss(l) for l in _levels(minibatch, epoch, epoch_running, experience, stream)]
 
-# %% ../nbs/05_evaluation.ipynb #a07ddf98
+# %% ../nbs/05_evaluation.ipynb #7551aad1
 class TrainedExperienceAccuracy(Accuracy):
     "Accuracy over the eval experiences whose index is below the number of experiences trained so far."
     def __init__(self): super().__init__("stream")
@@ -156,7 +156,7 @@ class TrainedExperienceAccuracy(Accuracy):
     def after_eval_exp(self, strategy, **kw):
         if strategy.experience.current_experience < strategy.clock.train_exp_counter: return super().after_eval_exp(strategy, **kw)
 
-# %% ../nbs/05_evaluation.ipynb #0ed1ed8f
+# %% ../nbs/05_evaluation.ipynb #da3506ac
 def _flatten(ms):
     out = []
     for m in ms:
@@ -215,7 +215,7 @@ class EvaluationPlugin(SupervisedPlugin):
         "Forget the last values (the history stays)."
         self.last_metric_results = {}
 
-# %% ../nbs/05_evaluation.ipynb #6cbce3d5
+# %% ../nbs/05_evaluation.ipynb #002390e2
 def _accuracy_matrix(self:EvaluationPlugin, stream:str="test", task:Optional[int]=None) -> Tensor:
     "R[i, j]: accuracy on `stream` experience j after training experience i (NaN where not evaluated)."
     prefix = f"Top1_Acc_Exp/eval_phase/{stream}_stream/"
@@ -231,7 +231,7 @@ def _accuracy_matrix(self:EvaluationPlugin, stream:str="test", task:Optional[int
     return R
 EvaluationPlugin.accuracy_matrix = _accuracy_matrix
 
-# %% ../nbs/05_evaluation.ipynb #bc8eb14d
+# %% ../nbs/05_evaluation.ipynb #d2c59aeb
 def default_evaluator() -> EvaluationPlugin:
     "Accuracy and loss at epoch, experience and stream level."
     return EvaluationPlugin(accuracy_metrics(epoch=True, experience=True, stream=True),

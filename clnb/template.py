@@ -6,7 +6,7 @@
 __all__ = ['TRAIN_CALLBACKS', 'EVAL_CALLBACKS', 'CALLBACKS', 'StrategyPlugin', 'BaseStrategy', 'SupervisedPlugin', 'Clock',
            'default_evaluator', 'SupervisedTemplate', 'Naive']
 
-# %% ../nbs/04_template.ipynb #35ef91c6
+# %% ../nbs/04_template.ipynb #f91544e6
 import warnings
 from collections import defaultdict
 from typing import Optional, Sequence, Union
@@ -15,7 +15,7 @@ from torch import nn, Tensor
 from .data import CLDataset, Experience, Stream, patch
 from .engine import as_device, make_loader
 
-# %% ../nbs/04_template.ipynb #69ec4bc4
+# %% ../nbs/04_template.ipynb #cd4609e3
 TRAIN_CALLBACKS = ["before_training", "before_training_exp", "before_train_dataset_adaptation",
     "after_train_dataset_adaptation", "before_training_epoch", "before_training_iteration", "before_forward",
     "after_forward", "before_backward", "after_backward", "after_training_iteration", "before_update",
@@ -33,7 +33,7 @@ def _noop(self, strategy, **kwargs): "Called by the strategy; does nothing unles
 for _name in CALLBACKS: setattr(SupervisedPlugin, _name, _noop)
 StrategyPlugin = SupervisedPlugin  # the older name
 
-# %% ../nbs/04_template.ipynb #b7d44b00
+# %% ../nbs/04_template.ipynb #ba373fa0
 class Clock(SupervisedPlugin):
     "Counters of training iterations, epochs and experiences, and of evaluation iterations."
     def __init__(self):
@@ -56,7 +56,7 @@ class Clock(SupervisedPlugin):
     def load_state_dict(self, d): vars(self).update(d)
     def __repr__(self): return "Clock(" + ", ".join(f"{k}={v}" for k, v in vars(self).items()) + ")"
 
-# %% ../nbs/04_template.ipynb #8b42015c
+# %% ../nbs/04_template.ipynb #e205fa04
 def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     "`e` re-raised with the plugin's class name and the callback in its message."
     if getattr(e, "_clnb_named", False): return e
@@ -70,7 +70,7 @@ def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     new._clnb_named = True
     return new
 
-# %% ../nbs/04_template.ipynb #902366b6
+# %% ../nbs/04_template.ipynb #eddab3cf
 def default_evaluator():
     "The default `EvaluationPlugin`: accuracy and loss at epoch, experience and stream level (see `clnb.evaluation`)."
     from clnb.evaluation import default_evaluator as make
@@ -91,7 +91,7 @@ def _has_dynamic(model):
     from clnb.models import DynamicModule
     return any(isinstance(m, DynamicModule) for m in model.modules())
 
-# %% ../nbs/04_template.ipynb #a0f5c7cc
+# %% ../nbs/04_template.ipynb #cbfc183f
 class SupervisedTemplate:
     "Supervised continual training: the train/eval loops, the callbacks, and the state plugins read."
     def __init__(self,
@@ -158,7 +158,7 @@ class SupervisedTemplate:
     def is_eval(self): "True while evaluating."; return not self.is_training
     def stop_training(self): "Stop training at the next iteration."; self._stop_training = True
 
-# %% ../nbs/04_template.ipynb #59710098
+# %% ../nbs/04_template.ipynb #c74f376f
 @patch
 def _build_callbacks(self:SupervisedTemplate):
     "For each callback, the bound methods of the plugins that override it, in plugin order."
@@ -183,7 +183,7 @@ def _make_cb(name):
     return cb
 for _name in CALLBACKS: setattr(SupervisedTemplate, f"_{_name}", _make_cb(_name))
 
-# %% ../nbs/04_template.ipynb #24dbfe13
+# %% ../nbs/04_template.ipynb #85ccf626
 @patch
 def _as_experiences(self:SupervisedTemplate, experiences, name:str):
     "A list of experiences from one `Experience`, a `Stream` or a sequence of them."
@@ -229,7 +229,7 @@ def _check_experiences(self:SupervisedTemplate, exps, name):
         width = self._output_width(exps[0].dataset)
         for e in exps: self._check_labels(e, width)
 
-# %% ../nbs/04_template.ipynb #dd8c4585
+# %% ../nbs/04_template.ipynb #213d8d44
 @patch
 def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
     "Train on `experiences` (one, a stream or a list); returns the evaluator's last metrics."
@@ -300,7 +300,7 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
 def _peval(self:SupervisedTemplate):
     for s in self._eval_streams: self.eval(s)
 
-# %% ../nbs/04_template.ipynb #3d9a3303
+# %% ../nbs/04_template.ipynb #4f6ddbdf
 @patch
 def _unpack_minibatch(self:SupervisedTemplate):
     "Make sure `mbatch` is a list on the device (the engine's loaders already give one)."
@@ -377,7 +377,7 @@ def check_model_and_optimizer(self:SupervisedTemplate, reset_optimizer_state:boo
     self._check_optimizer(self.model, self.optimizer)
     self.model = self.model_adaptation(); self.make_optimizer(reset_optimizer_state)
 
-# %% ../nbs/04_template.ipynb #f9893f0d
+# %% ../nbs/04_template.ipynb #13114928
 _SAVED = ("is_training", "experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss", "current_eval_stream")
 
 @patch
@@ -420,7 +420,7 @@ def eval_epoch(self:SupervisedTemplate, **kwargs):
         self.loss = self.criterion()
         self._after_eval_iteration(**kwargs)
 
-# %% ../nbs/04_template.ipynb #6d8ef4eb
+# %% ../nbs/04_template.ipynb #eaba8e8c
 class Naive(SupervisedTemplate):
     "Fine-tuning: train on each experience in turn with no protection against forgetting (the lower bound)."
 
