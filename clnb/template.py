@@ -6,7 +6,7 @@
 __all__ = ['TRAIN_CALLBACKS', 'EVAL_CALLBACKS', 'CALLBACKS', 'StrategyPlugin', 'BaseStrategy', 'SupervisedPlugin', 'Clock',
            'default_evaluator', 'SupervisedTemplate', 'Naive']
 
-# %% ../nbs/04_template.ipynb #f91544e6
+# %% ../nbs/04_template.ipynb #ffead90f
 import warnings
 from collections import defaultdict
 from typing import Optional, Sequence, Union
@@ -14,6 +14,7 @@ import torch
 from torch import nn, Tensor
 from .data import CLDataset, Experience, Stream, patch
 from .engine import as_device, make_loader
+from .engine import precision_context, grad_scaler, check_precision, check_compile, compile_model
 
 # %% ../nbs/04_template.ipynb #cd4609e3
 TRAIN_CALLBACKS = ["before_training", "before_training_exp", "before_train_dataset_adaptation",
@@ -91,7 +92,7 @@ def _has_dynamic(model):
     from clnb.models import DynamicModule
     return any(isinstance(m, DynamicModule) for m in model.modules())
 
-# %% ../nbs/04_template.ipynb #cbfc183f
+# %% ../nbs/04_template.ipynb #2d9bb271
 class SupervisedTemplate:
     "Supervised continual training: the train/eval loops, the callbacks, and the state plugins read."
     def __init__(self,
@@ -105,7 +106,9 @@ class SupervisedTemplate:
                  plugins:Optional[Sequence]=None, # plugins, called in this order
                  evaluator=default_evaluator, # EvaluationPlugin, a function returning one, or None
                  eval_every:int=-1,           # periodic eval: -1 never, 0 after each experience, k every k units
-                 peval_mode:str="epoch"):     # the unit of eval_every: 'epoch', 'iteration' or 'experience'
+                 peval_mode:str="epoch",      # the unit of eval_every: 'epoch', 'iteration' or 'experience'
+                 precision:str="32",          # '32', 'bf16-mixed' or '16-mixed' (torch.autocast; see the engine)
+                 compile=False):              # torch.compile the model in place: a bool or a dict of options
         if not isinstance(model, nn.Module): raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -130,6 +133,7 @@ class SupervisedTemplate:
         self.eval_mb_size = train_mb_size if eval_mb_size is None else eval_mb_size
         self.eval_every, self.peval_mode = eval_every, peval_mode
         self.evaluator, self.clock = evaluator, Clock()
+        self.precision, self.compile, self._scaler = check_precision(precision), check_compile(compile), None
         self.plugins = plugins + [self.evaluator, self.clock]
         self.experience = self.adapted_dataset = self.dataloader = None
         self.mbatch = self.mb_output = self.current_eval_stream = None
@@ -300,7 +304,7 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
 def _peval(self:SupervisedTemplate):
     for s in self._eval_streams: self.eval(s)
 
-# %% ../nbs/04_template.ipynb #4f6ddbdf
+# %% ../nbs/04_template.ipynb #ad1c8a41
 @patch
 def _unpack_minibatch(self:SupervisedTemplate):
     "Make sure `mbatch` is a list on the device (the engine's loaders already give one)."
@@ -311,23 +315,28 @@ def _unpack_minibatch(self:SupervisedTemplate):
 @patch
 def forward(self:SupervisedTemplate):
     "The model's output on the current minibatch (task labels passed to multi-task models)."
-    if _is_multitask(self.model): return self.model(self.mb_x, self.mb_task_id)
-    return self.model(self.mb_x)
+    with precision_context(self.device, self.precision):
+        if _is_multitask(self.model): return self.model(self.mb_x, self.mb_task_id)
+        return self.model(self.mb_x)
 
 @patch
 def criterion(self:SupervisedTemplate):
     "Loss of the current minibatch."
-    return self._criterion(self.mb_output, self.mb_y)
+    with precision_context(self.device, self.precision): return self._criterion(self.mb_output, self.mb_y)
 
 @patch
 def backward(self:SupervisedTemplate):
-    "Backward pass of `self.loss`."
-    self.loss.backward(retain_graph=self.retain_graph)
+    "Backward pass of `self.loss` (scaled, then unscaled, under '16-mixed', so plugins see true gradients)."
+    scaler = self._grad_scaler()
+    (self.loss if scaler is None else scaler.scale(self.loss)).backward(retain_graph=self.retain_graph)
+    if scaler is not None: scaler.unscale_(self.optimizer)
 
 @patch
 def optimizer_step(self:SupervisedTemplate):
-    "Update the weights."
-    self.optimizer.step()
+    "Update the weights (through the `GradScaler` under '16-mixed': a step with inf/NaN gradients is skipped)."
+    scaler = self._grad_scaler()
+    if scaler is None: self.optimizer.step()
+    else: scaler.step(self.optimizer); scaler.update()
 
 @patch
 def train_dataset_adaptation(self:SupervisedTemplate, **kwargs):
@@ -355,6 +364,7 @@ def model_adaptation(self:SupervisedTemplate, model=None):
     model = self.model if model is None else model
     from clnb.models import model_adaptation as adapt
     adapt(model, self.experience)
+    if self.compile: compile_model(model, self.compile)
     return model.to(self.device)
 
 @patch
@@ -376,6 +386,14 @@ def check_model_and_optimizer(self:SupervisedTemplate, reset_optimizer_state:boo
     "Adapt the model and bring the optimizer in step with its parameters."
     self._check_optimizer(self.model, self.optimizer)
     self.model = self.model_adaptation(); self.make_optimizer(reset_optimizer_state)
+
+# %% ../nbs/04_template.ipynb #5788bb5c
+@patch
+def _grad_scaler(self:SupervisedTemplate):
+    "The `GradScaler` of '16-mixed' (made on first use), else None."
+    if self.precision != "16-mixed": return None
+    if self._scaler is None: self._scaler = grad_scaler(self.device, self.precision)
+    return self._scaler
 
 # %% ../nbs/04_template.ipynb #13114928
 _SAVED = ("is_training", "experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss", "current_eval_stream")

@@ -5,21 +5,21 @@
 # %% auto #0
 __all__ = ['agem_project', 'AGEMPlugin']
 
-# %% ../../nbs/16_agem.ipynb #616716e8
+# %% ../../nbs/16_agem.ipynb #0305486e
 from typing import Optional
 import torch
 from torch import nn, Tensor
 from ..data import CLDataset
 from .gem import EpisodicMemory, trainable_params, flat_grad, write_grad, loss_gradient, sample_patterns, _check_positive_int
 
-# %% ../../nbs/16_agem.ipynb #590ade97
+# %% ../../nbs/16_agem.ipynb #161e1ac1
 def agem_project(g:Tensor, ref:Tensor, eps:float=1e-12) -> Tensor:
     "Project `g` in place onto {z : <z, ref> >= 0}; returns whether it projected (a bool tensor, no host sync)."
     dot = g @ ref
     g.sub_(ref * (dot.clamp(max=0) / (ref @ ref).clamp(min=eps)))
     return dot < 0
 
-# %% ../../nbs/16_agem.ipynb #5b1ab0ae
+# %% ../../nbs/16_agem.ipynb #10b1b1f9
 class AGEMPlugin(EpisodicMemory):
     "Average Gradient Episodic Memory: project the gradient when it would increase the loss on a random sample of the memory."
     def __init__(self,
@@ -36,9 +36,9 @@ class AGEMPlugin(EpisodicMemory):
         x, y, _ = self._sample(sample_size)
         return x, y
 
-    def _sample(self, sample_size:int):
+    def _sample(self, sample_size:int, device=None):
         if not self.memory_y: raise ValueError("sample_from_memory: the memory is empty (it fills at the end of the first experience)")
-        x, y, t, _ = self.memory_tensors()
+        x, y, t, _ = self.memory_tensors(device)
         idx = torch.randperm(len(y), device=y.device)[:sample_size]
         return x[idx], y[idx], t[idx]
 
@@ -50,7 +50,7 @@ class AGEMPlugin(EpisodicMemory):
         if self.reference_gradients is None or self.reference_gradients.shape != (D,) or self.reference_gradients.device != params[0].device:
             self.reference_gradients = torch.empty(D, device=params[0].device, dtype=params[0].dtype)
             self._g = torch.empty_like(self.reference_gradients)
-        loss_gradient(strategy.model, strategy._criterion, *self._sample(self.sample_size), params, self.reference_gradients)
+        loss_gradient(strategy.model, strategy._criterion, *self._sample(self.sample_size, params[0].device), params, self.reference_gradients)
 
     def after_backward(self, strategy, **kwargs):
         "Project the gradient when it would increase the loss on the memory sample."

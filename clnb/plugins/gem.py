@@ -6,7 +6,7 @@
 __all__ = ['trainable_params', 'flat_grad', 'write_grad', 'sample_patterns', 'EpisodicMemory', 'reference_gradients',
            'loss_gradient', 'solve_box_qp', 'solve_dual', 'GEMPlugin', 'run_stream']
 
-# %% ../../nbs/15_gem.ipynb #99582bb2
+# %% ../../nbs/15_gem.ipynb #f2ec016a
 import warnings
 from typing import Optional
 import numpy as np
@@ -15,7 +15,7 @@ from torch import nn, Tensor
 from ..data import CLDataset, from_dataset
 from ..template import SupervisedPlugin, _is_multitask
 
-# %% ../../nbs/15_gem.ipynb #c1e1abb1
+# %% ../../nbs/15_gem.ipynb #4737b2e3
 def trainable_params(model:nn.Module) -> list:
     "The parameters of `model` that require gradients, in `parameters()` order."
     return [p for p in model.parameters() if p.requires_grad]
@@ -29,7 +29,7 @@ def write_grad(params, flat:Tensor):
     pairs = [(p.grad, v) for p, v in zip(params, flat.split([p.numel() for p in params])) if p.grad is not None]
     if pairs: torch._foreach_copy_([g for g, _ in pairs], [v.view_as(g) for g, v in pairs])
 
-# %% ../../nbs/15_gem.ipynb #86c2116a
+# %% ../../nbs/15_gem.ipynb #ccf3c5b7
 def sample_patterns(dataset, n:int):
     "`n` random patterns of `dataset` (all when it holds fewer) as tensors `(x, y, t)`, its transform applied."
     if not isinstance(dataset, CLDataset):  # any torch Dataset: read only the chosen items
@@ -63,15 +63,15 @@ class EpisodicMemory(SupervisedPlugin):
     @property
     def memory_size(self) -> int: "Patterns in memory."; return sum(len(y) for y in self.memory_y.values())
 
-    def memory_tensors(self):
-        "The memory as `(x, y, t, sizes)`: every experience's patterns concatenated in id order, and their counts."
-        if self._stacked is None:
+    def memory_tensors(self, device=None):
+        "The memory as `(x, y, t, sizes)` on `device`: every experience's patterns concatenated in id order, and their counts."
+        if self._stacked is None or (device is not None and self._stacked[0].device != torch.device(device)):
             keys = sorted(self.memory_y)
-            self._stacked = tuple(torch.cat([d[k] for k in keys]) for d in (self.memory_x, self.memory_y, self.memory_tid)) \
+            self._stacked = tuple(torch.cat([d[k] for k in keys]).to(device) for d in (self.memory_x, self.memory_y, self.memory_tid)) \
                 + ([len(self.memory_y[k]) for k in keys],)
-        return self._stacked
+        return self._stacked  # cached until the memory changes (built once per experience)
 
-# %% ../../nbs/15_gem.ipynb #efe14aee
+# %% ../../nbs/15_gem.ipynb #b32e2399
 def reference_gradients(model:nn.Module,      # the model, in the mode it trains in
                         criterion,            # loss(output, y), averaged over the batch
                         x:Tensor, y:Tensor, t:Tensor, # all memories concatenated (inputs, labels, task labels)
@@ -106,7 +106,7 @@ def _vmapped_gradients(model, criterion, x, y, t, k, out):
     gs = vmap(grad(loss), in_dims=(None, 0, 0, 0), randomness="different")(params, shape(x), shape(y), shape(t))
     torch.cat([g.reshape(k, -1) for g in gs.values()], dim=1, out=out)
 
-# %% ../../nbs/15_gem.ipynb #4ba589e8
+# %% ../../nbs/15_gem.ipynb #1ba8f057
 def solve_box_qp(P:np.ndarray, q:np.ndarray, lower:float, v:Optional[np.ndarray]=None, iters:int=10000, tol:float=1e-12) -> np.ndarray:
     "argmin over v >= lower of 1/2 v'Pv + q'v by projected coordinate descent from `v` (P positive semi-definite)."
     v = np.full(len(q), float(lower)) if v is None else np.maximum(v, lower)
@@ -129,7 +129,7 @@ def solve_dual(P:np.ndarray, q:np.ndarray, lower:float, eps:float=1e-3, polish:i
     except ValueError: return solve_box_qp(P, q, lower), True       # "constraints are inconsistent" and kin
     return solve_box_qp(P, q, lower, v, iters=polish), False
 
-# %% ../../nbs/15_gem.ipynb #60f12044
+# %% ../../nbs/15_gem.ipynb #6c554829
 class GEMPlugin(EpisodicMemory):
     "Gradient Episodic Memory: project each gradient so that it does not increase the loss on any previous experience's memory."
     def __init__(self,
@@ -148,8 +148,8 @@ class GEMPlugin(EpisodicMemory):
     def before_training_iteration(self, strategy, **kwargs):
         "Compute the reference gradients of all previous experiences' memories."
         if not self.memory_y: self.G = None; return
-        x, y, t, sizes = self.memory_tensors()
         params = trainable_params(strategy.model)
+        x, y, t, sizes = self.memory_tensors(params[0].device)
         D = sum(p.numel() for p in params)
         if self.G is None or self.G.shape != (len(sizes), D) or self.G.device != params[0].device:
             self.G = torch.empty(len(sizes), D, device=params[0].device, dtype=params[0].dtype)
@@ -181,7 +181,7 @@ class GEMPlugin(EpisodicMemory):
         self.n_projections += 1; self.n_fallbacks += fell_back
         return torch.addmv(g, G.T, torch.as_tensor(v, dtype=G.dtype).to(G.device, non_blocking=True))
 
-# %% ../../nbs/15_gem.ipynb #37aeb315
+# %% ../../nbs/15_gem.ipynb #ec0a3e7d
 def run_stream(strategy, benchmark, verbose:bool=False):
     "Train `strategy` on each experience of `benchmark`, evaluating the test stream after each; `(R, train_seconds)`."
     import time
