@@ -6,7 +6,7 @@
 __all__ = ['TRAIN_CALLBACKS', 'EVAL_CALLBACKS', 'CALLBACKS', 'StrategyPlugin', 'BaseStrategy', 'SupervisedPlugin', 'Clock',
            'default_evaluator', 'SupervisedTemplate', 'Naive']
 
-# %% ../nbs/04_template.ipynb #ffead90f
+# %% ../nbs/04_template.ipynb #35ef91c6
 import warnings
 from collections import defaultdict
 from typing import Optional, Sequence, Union
@@ -14,9 +14,8 @@ import torch
 from torch import nn, Tensor
 from .data import CLDataset, Experience, Stream, patch
 from .engine import as_device, make_loader
-from .engine import precision_context, grad_scaler, check_precision, check_compile, compile_model
 
-# %% ../nbs/04_template.ipynb #cd4609e3
+# %% ../nbs/04_template.ipynb #69ec4bc4
 TRAIN_CALLBACKS = ["before_training", "before_training_exp", "before_train_dataset_adaptation",
     "after_train_dataset_adaptation", "before_training_epoch", "before_training_iteration", "before_forward",
     "after_forward", "before_backward", "after_backward", "after_training_iteration", "before_update",
@@ -34,7 +33,7 @@ def _noop(self, strategy, **kwargs): "Called by the strategy; does nothing unles
 for _name in CALLBACKS: setattr(SupervisedPlugin, _name, _noop)
 StrategyPlugin = SupervisedPlugin  # the older name
 
-# %% ../nbs/04_template.ipynb #ba373fa0
+# %% ../nbs/04_template.ipynb #b7d44b00
 class Clock(SupervisedPlugin):
     "Counters of training iterations, epochs and experiences, and of evaluation iterations."
     def __init__(self):
@@ -57,7 +56,7 @@ class Clock(SupervisedPlugin):
     def load_state_dict(self, d): vars(self).update(d)
     def __repr__(self): return "Clock(" + ", ".join(f"{k}={v}" for k, v in vars(self).items()) + ")"
 
-# %% ../nbs/04_template.ipynb #e205fa04
+# %% ../nbs/04_template.ipynb #8b42015c
 def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     "`e` re-raised with the plugin's class name and the callback in its message."
     if getattr(e, "_clnb_named", False): return e
@@ -71,7 +70,7 @@ def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     new._clnb_named = True
     return new
 
-# %% ../nbs/04_template.ipynb #eddab3cf
+# %% ../nbs/04_template.ipynb #902366b6
 def default_evaluator():
     "The default `EvaluationPlugin`: accuracy and loss at epoch, experience and stream level (see `clnb.evaluation`)."
     from clnb.evaluation import default_evaluator as make
@@ -92,7 +91,7 @@ def _has_dynamic(model):
     from clnb.models import DynamicModule
     return any(isinstance(m, DynamicModule) for m in model.modules())
 
-# %% ../nbs/04_template.ipynb #2d9bb271
+# %% ../nbs/04_template.ipynb #a0f5c7cc
 class SupervisedTemplate:
     "Supervised continual training: the train/eval loops, the callbacks, and the state plugins read."
     def __init__(self,
@@ -106,9 +105,7 @@ class SupervisedTemplate:
                  plugins:Optional[Sequence]=None, # plugins, called in this order
                  evaluator=default_evaluator, # EvaluationPlugin, a function returning one, or None
                  eval_every:int=-1,           # periodic eval: -1 never, 0 after each experience, k every k units
-                 peval_mode:str="epoch",      # the unit of eval_every: 'epoch', 'iteration' or 'experience'
-                 precision:str="32",          # '32', 'bf16-mixed' or '16-mixed' (torch.autocast; see the engine)
-                 compile=False):              # torch.compile the model in place: a bool or a dict of options
+                 peval_mode:str="epoch"):     # the unit of eval_every: 'epoch', 'iteration' or 'experience'
         if not isinstance(model, nn.Module): raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -133,7 +130,6 @@ class SupervisedTemplate:
         self.eval_mb_size = train_mb_size if eval_mb_size is None else eval_mb_size
         self.eval_every, self.peval_mode = eval_every, peval_mode
         self.evaluator, self.clock = evaluator, Clock()
-        self.precision, self.compile, self._scaler = check_precision(precision), check_compile(compile), None
         self.plugins = plugins + [self.evaluator, self.clock]
         self.experience = self.adapted_dataset = self.dataloader = None
         self.mbatch = self.mb_output = self.current_eval_stream = None
@@ -162,7 +158,7 @@ class SupervisedTemplate:
     def is_eval(self): "True while evaluating."; return not self.is_training
     def stop_training(self): "Stop training at the next iteration."; self._stop_training = True
 
-# %% ../nbs/04_template.ipynb #c74f376f
+# %% ../nbs/04_template.ipynb #59710098
 @patch
 def _build_callbacks(self:SupervisedTemplate):
     "For each callback, the bound methods of the plugins that override it, in plugin order."
@@ -187,7 +183,7 @@ def _make_cb(name):
     return cb
 for _name in CALLBACKS: setattr(SupervisedTemplate, f"_{_name}", _make_cb(_name))
 
-# %% ../nbs/04_template.ipynb #85ccf626
+# %% ../nbs/04_template.ipynb #24dbfe13
 @patch
 def _as_experiences(self:SupervisedTemplate, experiences, name:str):
     "A list of experiences from one `Experience`, a `Stream` or a sequence of them."
@@ -233,7 +229,7 @@ def _check_experiences(self:SupervisedTemplate, exps, name):
         width = self._output_width(exps[0].dataset)
         for e in exps: self._check_labels(e, width)
 
-# %% ../nbs/04_template.ipynb #213d8d44
+# %% ../nbs/04_template.ipynb #dd8c4585
 @patch
 def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
     "Train on `experiences` (one, a stream or a list); returns the evaluator's last metrics."
@@ -304,7 +300,7 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
 def _peval(self:SupervisedTemplate):
     for s in self._eval_streams: self.eval(s)
 
-# %% ../nbs/04_template.ipynb #ad1c8a41
+# %% ../nbs/04_template.ipynb #3d9a3303
 @patch
 def _unpack_minibatch(self:SupervisedTemplate):
     "Make sure `mbatch` is a list on the device (the engine's loaders already give one)."
@@ -315,28 +311,23 @@ def _unpack_minibatch(self:SupervisedTemplate):
 @patch
 def forward(self:SupervisedTemplate):
     "The model's output on the current minibatch (task labels passed to multi-task models)."
-    with precision_context(self.device, self.precision):
-        if _is_multitask(self.model): return self.model(self.mb_x, self.mb_task_id)
-        return self.model(self.mb_x)
+    if _is_multitask(self.model): return self.model(self.mb_x, self.mb_task_id)
+    return self.model(self.mb_x)
 
 @patch
 def criterion(self:SupervisedTemplate):
     "Loss of the current minibatch."
-    with precision_context(self.device, self.precision): return self._criterion(self.mb_output, self.mb_y)
+    return self._criterion(self.mb_output, self.mb_y)
 
 @patch
 def backward(self:SupervisedTemplate):
-    "Backward pass of `self.loss` (scaled, then unscaled, under '16-mixed', so plugins see true gradients)."
-    scaler = self._grad_scaler()
-    (self.loss if scaler is None else scaler.scale(self.loss)).backward(retain_graph=self.retain_graph)
-    if scaler is not None: scaler.unscale_(self.optimizer)
+    "Backward pass of `self.loss`."
+    self.loss.backward(retain_graph=self.retain_graph)
 
 @patch
 def optimizer_step(self:SupervisedTemplate):
-    "Update the weights (through the `GradScaler` under '16-mixed': a step with inf/NaN gradients is skipped)."
-    scaler = self._grad_scaler()
-    if scaler is None: self.optimizer.step()
-    else: scaler.step(self.optimizer); scaler.update()
+    "Update the weights."
+    self.optimizer.step()
 
 @patch
 def train_dataset_adaptation(self:SupervisedTemplate, **kwargs):
@@ -364,7 +355,6 @@ def model_adaptation(self:SupervisedTemplate, model=None):
     model = self.model if model is None else model
     from clnb.models import model_adaptation as adapt
     adapt(model, self.experience)
-    if self.compile: compile_model(model, self.compile)
     return model.to(self.device)
 
 @patch
@@ -387,15 +377,7 @@ def check_model_and_optimizer(self:SupervisedTemplate, reset_optimizer_state:boo
     self._check_optimizer(self.model, self.optimizer)
     self.model = self.model_adaptation(); self.make_optimizer(reset_optimizer_state)
 
-# %% ../nbs/04_template.ipynb #5788bb5c
-@patch
-def _grad_scaler(self:SupervisedTemplate):
-    "The `GradScaler` of '16-mixed' (made on first use), else None."
-    if self.precision != "16-mixed": return None
-    if self._scaler is None: self._scaler = grad_scaler(self.device, self.precision)
-    return self._scaler
-
-# %% ../nbs/04_template.ipynb #13114928
+# %% ../nbs/04_template.ipynb #f9893f0d
 _SAVED = ("is_training", "experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss", "current_eval_stream")
 
 @patch
@@ -438,7 +420,7 @@ def eval_epoch(self:SupervisedTemplate, **kwargs):
         self.loss = self.criterion()
         self._after_eval_iteration(**kwargs)
 
-# %% ../nbs/04_template.ipynb #eaba8e8c
+# %% ../nbs/04_template.ipynb #6d8ef4eb
 class Naive(SupervisedTemplate):
     "Fine-tuning: train on each experience in turn with no protection against forgetting (the lower bound)."
 
