@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #db5de0af
+# %% ../nbs/99_all.ipynb #87ddd3c0
 import importlib as _importlib, pkgutil as _pkgutil
 import clnb as _clnb
 

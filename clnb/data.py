@@ -7,13 +7,13 @@ __all__ = ['nc_benchmark', 'CLDataset', 'patch', 'from_dataset', 'Experience', '
            'permuted_benchmark', 'rotated_benchmark', 'split_online_stream', 'data_incremental_benchmark',
            'tensors_benchmark']
 
-# %% ../nbs/00_data.ipynb #fd41c3ab
+# %% ../nbs/00_data.ipynb #e07459ae
 import math
 from typing import Callable, Iterable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_data.ipynb #77d9a980
+# %% ../nbs/00_data.ipynb #2838c132
 def _as_long(v, n, name):
     "Turn `v` (tensor, sequence or int) into a length-`n` int64 tensor, or fail naming `name`."
     if v is None: return torch.zeros(n, dtype=torch.long)
@@ -25,7 +25,7 @@ def _as_long(v, n, name):
     if len(v) != n: raise ValueError(f"{name}: expected {n} labels (one per row of x), got {len(v)}")
     return v.long()
 
-# %% ../nbs/00_data.ipynb #5b69ed26
+# %% ../nbs/00_data.ipynb #acdc9831
 class CLDataset(torch.utils.data.Dataset):
     "Inputs `x`, class labels `y` and task labels `t` as tensors, plus an optional batch `transform`."
     def __init__(self,
@@ -66,7 +66,7 @@ class CLDataset(torch.utils.data.Dataset):
     @property
     def task_set(self): return self._set("t")
 
-# %% ../nbs/00_data.ipynb #b736c4f1
+# %% ../nbs/00_data.ipynb #4b6a8cb0
 @torch.no_grad()
 def _read_dataset(dataset, batch_size=1024):
     "Read a torch `Dataset` yielding (x, y) or (x, y, t) into three tensors."
@@ -92,7 +92,7 @@ def from_dataset(dataset, task_label=None, transform=None) -> CLDataset:
     return CLDataset(x, y, t if task_label is None else task_label, transform)
 CLDataset.from_dataset = staticmethod(from_dataset)
 
-# %% ../nbs/00_data.ipynb #b87b111f
+# %% ../nbs/00_data.ipynb #b7d15db6
 @patch
 def subset(self:CLDataset, idx) -> CLDataset:
     "The samples at `idx` (an index tensor, a boolean mask or a slice), sharing the transform."
@@ -135,7 +135,7 @@ def nbytes(self:CLDataset) -> int:
 
 CLDataset.__add__ = lambda self, other: self.concat(other)
 
-# %% ../nbs/00_data.ipynb #df8be337
+# %% ../nbs/00_data.ipynb #17241533
 class Experience:
     "One step of a stream: a `dataset` and what is known about it."
     def __init__(self,
@@ -176,7 +176,7 @@ class Experience:
         name = getattr(self.origin_stream, "name", "?")
         return f"Experience({name}[{self.current_experience}], n={len(self.dataset)}, classes={self.classes_in_this_experience}, tasks={self.task_labels})"
 
-# %% ../nbs/00_data.ipynb #6036af62
+# %% ../nbs/00_data.ipynb #49c5a7bf
 class Stream:
     "A named, sliceable sequence of `Experience`s."
     def __init__(self, name:str, datasets:Sequence[CLDataset], benchmark=None, classes:Optional[Sequence]=None):
@@ -194,7 +194,7 @@ class Stream:
         return self._all[self._idx[i]]
     def __repr__(self): return f"Stream({self.name!r}, {len(self)} experiences)"
 
-# %% ../nbs/00_data.ipynb #da182cec
+# %% ../nbs/00_data.ipynb #94aa8332
 class Benchmark:
     "A scenario: `train_stream`, `test_stream`, `n_classes` and the `classes_order` used to build it."
     def __init__(self, train_datasets, test_datasets, n_classes:Optional[int]=None, classes_order=None,
@@ -216,7 +216,7 @@ class Benchmark:
     def __repr__(self):
         return f"Benchmark({self.name!r}, {self.n_experiences} experiences, {self.n_classes} classes, order={self.classes_order})"
 
-# %% ../nbs/00_data.ipynb #b8416af2
+# %% ../nbs/00_data.ipynb #44bdeec1
 def _as_cl(ds, name):
     if isinstance(ds, CLDataset): return ds
     if isinstance(ds, torch.utils.data.Dataset): return CLDataset.from_dataset(ds)
@@ -235,7 +235,7 @@ def _class_order(classes, fixed_class_order, shuffle, seed):
     g = torch.Generator().manual_seed(0 if seed is None else seed)
     return [classes[i] for i in torch.randperm(len(classes), generator=g).tolist()]
 
-# %% ../nbs/00_data.ipynb #a97c47c8
+# %% ../nbs/00_data.ipynb #72d8f428
 def split_benchmark(train_dataset, test_dataset,
                     n_experiences:int,                 # number of experiences (groups of classes)
                     task_labels:bool=False,            # experience i gets task label i (task-incremental)
@@ -289,7 +289,7 @@ def _group_sizes(n_classes, n_experiences, per_exp_classes):
 
 nc_benchmark = split_benchmark
 
-# %% ../nbs/00_data.ipynb #5b2c73ba
+# %% ../nbs/00_data.ipynb #4db30f53
 def _per_exp(train, test, n_experiences, fn, task_labels, name):
     trs, tes = [], []
     for e in range(n_experiences):
@@ -341,7 +341,7 @@ def rotated_benchmark(train_dataset, test_dataset,
     bm.rotations = list(rotations_list)
     return bm
 
-# %% ../nbs/00_data.ipynb #6e4f2888
+# %% ../nbs/00_data.ipynb #903a3408
 def split_online_stream(original_stream:Stream, experience_size:int, shuffle:bool=False, drop_last:bool=False,
                         seed:Optional[int]=None) -> Stream:
     "Cut every experience of `original_stream` into consecutive experiences of `experience_size` samples."
@@ -370,7 +370,7 @@ def data_incremental_benchmark(benchmark:Benchmark, experience_size:int, shuffle
     out.streams = {"train": online, "test": benchmark.test_stream}
     return out
 
-# %% ../nbs/00_data.ipynb #03891b93
+# %% ../nbs/00_data.ipynb #46874d1a
 def tensors_benchmark(train_tensors:Sequence, test_tensors:Sequence, task_labels:Optional[Sequence[int]]=None) -> Benchmark:
     "A benchmark from lists of `(x, y)` (or `(x, y, t)`) tensors, one per experience."
     def mk(ts, name):

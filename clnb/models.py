@@ -7,12 +7,12 @@ __all__ = ['SimpleMLP', 'avalanche_model_adaptation', 'MTSimpleMLP', 'MLP', 'Sim
            'MultiTaskModule', 'IncrementalClassifier', 'MultiHeadClassifier', 'MultiHeadMLP', 'MultiTaskWrapper',
            'as_multitask']
 
-# %% ../nbs/02_models.ipynb #71714aa8
+# %% ../nbs/02_models.ipynb #ce3dbc20
 from typing import Optional, Sequence, Union
 import torch
 from torch import nn, Tensor
 
-# %% ../nbs/02_models.ipynb #4a238bb2
+# %% ../nbs/02_models.ipynb #9fae2f0f
 class MLP(nn.Module):
     "Multilayer perceptron: flatten, hidden `Linear -> activation -> Dropout` blocks, then a linear `classifier`."
     def __init__(self,
@@ -37,7 +37,7 @@ class MLP(nn.Module):
 
 SimpleMLP = MLP
 
-# %% ../nbs/02_models.ipynb #a24bd262
+# %% ../nbs/02_models.ipynb #8c4a349e
 class SimpleCNN(nn.Module):
     "Small CNN: three 3x3 convolutions, global average pooling to 64 features, a linear `classifier`."
     def __init__(self,
@@ -54,7 +54,7 @@ class SimpleCNN(nn.Module):
         return self.features(x)
     def forward(self, x:Tensor) -> Tensor: return self.classifier(self.features(x))
 
-# %% ../nbs/02_models.ipynb #f64be72f
+# %% ../nbs/02_models.ipynb #b7121a79
 class DynamicModule(nn.Module):
     "A module whose architecture may change at each experience, in `adaptation`."
     def adaptation(self, experience=None):
@@ -69,7 +69,7 @@ def model_adaptation(model:nn.Module, experience):
 
 avalanche_model_adaptation = model_adaptation
 
-# %% ../nbs/02_models.ipynb #9f80e1cb
+# %% ../nbs/02_models.ipynb #d46907ef
 class MultiTaskModule(DynamicModule):
     "A module whose `forward(x, task_labels)` routes each sample by its task label to `forward_single_task`."
     pad_value = 0.0  # fills the right of narrower outputs in a mixed-task batch
@@ -105,7 +105,7 @@ class MultiTaskModule(DynamicModule):
         inverse = torch.empty_like(order); inverse[order] = torch.arange(len(order), device=order.device)
         return torch.cat(outs)[inverse]
 
-# %% ../nbs/02_models.ipynb #ab5766c8
+# %% ../nbs/02_models.ipynb #5756f3d6
 class IncrementalClassifier(DynamicModule):
     "A linear classifier that grows to the classes seen, keeping the learnt units; unseen units output `mask_value`."
     def __init__(self,
@@ -147,7 +147,7 @@ class IncrementalClassifier(DynamicModule):
         if not self.masking: return out
         return out.masked_fill(~self.active_units, self.mask_value)
 
-# %% ../nbs/02_models.ipynb #f5098e14
+# %% ../nbs/02_models.ipynb #c5644e84
 class MultiHeadClassifier(MultiTaskModule):
     "One `IncrementalClassifier` head per task label, created when the task is first seen."
     def __init__(self,
@@ -184,7 +184,7 @@ class MultiHeadClassifier(MultiTaskModule):
         "The logits of the head of `task_label`."
         return self._head(task_label)(x)
 
-# %% ../nbs/02_models.ipynb #218bcb76
+# %% ../nbs/02_models.ipynb #e50e955e
 class MultiHeadMLP(MultiTaskModule):
     "An `MLP` trunk with one classifier head per task; call it as `model(x, task_labels)`."
     def __init__(self,
@@ -209,7 +209,7 @@ class MultiHeadMLP(MultiTaskModule):
 
 MTSimpleMLP = MultiHeadMLP
 
-# %% ../nbs/02_models.ipynb #6dc09cc8
+# %% ../nbs/02_models.ipynb #64864cb3
 class MultiTaskWrapper(MultiTaskModule):
     "A backbone (with its classifier removed) followed by a `MultiHeadClassifier`."
     def __init__(self, model:nn.Module, classifier:MultiHeadClassifier):

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['run_naive', 'main']
 
-# %% ../nbs/09_quickstart.ipynb #93717175
+# %% ../nbs/09_quickstart.ipynb #ec04bda3
 import argparse, time
 import torch
 
-# %% ../nbs/09_quickstart.ipynb #b39bf245
+# %% ../nbs/09_quickstart.ipynb #094ba7d2
 def run_naive(n_experiences:int=5, epochs:int=1, lr:float=0.01, momentum:float=0.9, batch_size:int=128,
               seed:int=0, device=None, train_size=None, verbose:bool=True):
     "Train `Naive` (MLP 784-256-256-10, SGD) on Split Fashion-MNIST; returns the accuracy matrix R[i, j]."
@@ -41,6 +41,6 @@ def main(argv=None):
     a = p.parse_args(argv)
     run_naive(epochs=a.epochs, seed=a.seed, device=a.device, lr=a.lr)
 
-# %% ../nbs/09_quickstart.ipynb #3665ed55
+# %% ../nbs/09_quickstart.ipynb #fb067ee9
 #| eval: false
 if __name__ == "__main__": main()
