@@ -1,0 +1,90 @@
+"End-to-end tests of GEM and A-GEM: memory sizes, the quadprog fallback inside training, growing models, plain state, determinism."
+import io, pytest, torch
+from torch import nn
+from clnb.data import CLDataset, split_benchmark
+from clnb.engine import set_seed
+from clnb.template import Naive, SupervisedTemplate
+from clnb.models import IncrementalClassifier
+from clnb.evaluation import EvaluationPlugin
+from clnb.plugins.gem import GEMPlugin
+from clnb.plugins.agem import AGEMPlugin
+
+def blobs(n_per_class=60, classes=6, d=10, n_exp=3):
+    "Gaussian blobs, two classes per experience."
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(classes).repeat_interleave(n_per_class)
+    centers = torch.randn(classes, d, generator=g) * 3
+    x = centers[y] + torch.randn(len(y), d, generator=g)
+    return split_benchmark(CLDataset(x, y), CLDataset(x, y), n_exp, shuffle=False)
+
+def train(plugin, model=None, seed=0, bm=None):
+    bm = bm or blobs()
+    set_seed(seed); model = model or nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 6))
+    s = Naive(model, torch.optim.SGD(model.parameters(), lr=0.05), train_mb_size=16, device="cpu", plugins=[plugin], evaluator=None)
+    for exp in bm.train_stream: s.train(exp)
+    return s
+
+@pytest.mark.parametrize("make", [lambda: GEMPlugin(25, 0.5), lambda: AGEMPlugin(25, 30)])
+def test_memory_holds_exactly_patterns_per_experience(make):
+    p = make(); train(p)
+    assert sorted(p.memory_y) == [0, 1, 2]
+    for k in range(3):
+        assert len(p.memory_x[k]) == len(p.memory_y[k]) == len(p.memory_tid[k]) == 25
+        assert set(p.memory_y[k].tolist()) <= {2 * k, 2 * k + 1}          # patterns of that experience only
+    assert p.memory_size == 75
+
+def test_gem_fallback_inside_training(monkeypatch):
+    "When quadprog raises 'constraints are inconsistent', training goes on with the coordinate-descent solution."
+    ref = GEMPlugin(25, 0.5); s_ref = train(ref)
+    assert ref.n_projections > 0 and ref.n_fallbacks == 0
+    import quadprog
+    def inconsistent(*a, **k): raise ValueError("constraints are inconsistent, no solution")
+    monkeypatch.setattr(quadprog, "solve_qp", inconsistent)
+    fb = GEMPlugin(25, 0.5); s_fb = train(fb)
+    assert fb.n_fallbacks == fb.n_projections > 0
+    for a, b in zip(s_ref.model.parameters(), s_fb.model.parameters()):   # the same QP, solved another way
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+def test_gem_with_a_growing_head():
+    "The reference gradients follow a model whose classifier grows between experiences."
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), IncrementalClassifier(16, 2))
+    p = GEMPlugin(20, 0.5); s = train(p, model=model)
+    D = sum(q.numel() for q in s.model.parameters())
+    assert p.G.shape == (2, D) and D == 10 * 16 + 16 + 16 * 6 + 6
+
+@pytest.mark.parametrize("make", [lambda: GEMPlugin(25, 0.5), lambda: AGEMPlugin(25, 30)])
+def test_state_is_plain_and_saveable(make):
+    "Plugin state holds tensors and plain values, never the strategy or a module, and survives torch.save."
+    p = make(); train(p)
+    def plain(v):
+        if isinstance(v, dict): return all(plain(k) and plain(w) for k, w in v.items())
+        if isinstance(v, (list, tuple)): return all(plain(w) for w in v)
+        return v is None or isinstance(v, (torch.Tensor, int, float, bool, str))
+    for k, v in vars(p).items(): assert plain(v), k
+    buf = io.BytesIO(); torch.save(vars(p), buf); buf.seek(0)
+    q = type(p).__new__(type(p)); vars(q).update(torch.load(buf, weights_only=True))
+    for k in range(3): assert torch.equal(q.memory_x[k], p.memory_x[k])
+
+@pytest.mark.parametrize("make", [lambda: GEMPlugin(25, 0.5), lambda: AGEMPlugin(25, 30)])
+def test_same_seed_same_weights(make):
+    a, b, c = train(make(), seed=1), train(make(), seed=1), train(make(), seed=2)
+    wa, wb, wc = (torch.cat([q.flatten() for q in s.model.parameters()]) for s in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+def test_gem_protects_old_experiences():
+    "On the blobs, GEM keeps more of the first experience than Naive."
+    bm = blobs()
+    def acc_first(plugins):
+        set_seed(0); m = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 6))
+        s = Naive(m, torch.optim.SGD(m.parameters(), lr=0.05), train_mb_size=16, device="cpu", plugins=plugins, evaluator=None)
+        for exp in bm.train_stream: s.train(exp)
+        x, y = bm.test_stream[0].dataset.x, bm.test_stream[0].dataset.y
+        return (m(x).argmax(1) == y).float().mean().item()
+    assert acc_first([GEMPlugin(25, 0.5)]) > acc_first([]) + 0.2
+    assert acc_first([AGEMPlugin(25, 50)]) > acc_first([]) + 0.2
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="patterns_per_experience: expected a positive int, got 0"): GEMPlugin(0, 0.5)
+    with pytest.raises(ValueError, match="memory_strength: expected a float >= 0, got -0.1"): GEMPlugin(10, -0.1)
+    with pytest.raises(ValueError, match="sample_size: expected a positive int, got -5"): AGEMPlugin(10, -5)
+    with pytest.raises(ValueError, match="patterns_per_experience: expected a positive int, got True"): AGEMPlugin(True, 5)
