@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['CWRStarPlugin']
 
-# %% ../../nbs/17_cwr_star.ipynb #62ceffee
+# %% ../../nbs/17_cwr_star.ipynb #daf2f9db
 from typing import Optional
 import torch
 from torch import nn, Tensor
 from ..template import SupervisedPlugin
 
-# %% ../../nbs/17_cwr_star.ipynb #8360888d
+# %% ../../nbs/17_cwr_star.ipynb #824f6755
 def _find_cwr_layer_name(model:nn.Module) -> str:
     "Name of the last `nn.Linear` of `model`; an error when there is none or several heads compete."
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -29,7 +29,7 @@ def _find_cwr_layer_name(model:nn.Module) -> str:
                              "CWR* needs one output layer shared by all classes: pass cwr_layer_name")
     return last
 
-# %% ../../nbs/17_cwr_star.ipynb #0bf7bd96
+# %% ../../nbs/17_cwr_star.ipynb #f4a1b545
 class CWRStarPlugin(SupervisedPlugin):
     "CWR*: train the output layer from zero at each experience (frozen trunk after the first), then merge it into consolidated rows with a mean shift."
     def __init__(self,
@@ -58,7 +58,7 @@ class CWRStarPlugin(SupervisedPlugin):
             raise ValueError(f"cwr_layer_name: expected {self.cwr_layer_name!r} to be an nn.Linear, got {type(layer).__name__}")
         return layer
 
-# %% ../../nbs/17_cwr_star.ipynb #e9ac58fc
+# %% ../../nbs/17_cwr_star.ipynb #8f4e5604
 def _rows(layer:nn.Linear) -> Tensor:
     "The layer's weight and bias as one matrix [W | b], one row per output unit."
     b = layer.bias if layer.bias is not None else torch.zeros(layer.out_features, device=layer.weight.device, dtype=layer.weight.dtype)
@@ -69,7 +69,7 @@ def _set_rows(layer:nn.Linear, rows:Tensor):
     layer.weight.copy_(rows[:, :-1])
     if layer.bias is not None: layer.bias.copy_(rows[:, -1])
 
-# %% ../../nbs/17_cwr_star.ipynb #18814e2d
+# %% ../../nbs/17_cwr_star.ipynb #c69a0d5e
 from ..data import patch
 
 @patch
@@ -87,7 +87,7 @@ def _sync_state(self:CWRStarPlugin, layer:nn.Linear):
         self.past_j = torch.cat([self.past_j, self.past_j.new_zeros(grow)])
     self.saved_weights, self.past_j = self.saved_weights.to(dev), self.past_j.to(dev)
 
-# %% ../../nbs/17_cwr_star.ipynb #ea394a00
+# %% ../../nbs/17_cwr_star.ipynb #802564af
 @patch
 @torch.no_grad()
 def reset_weights(self:CWRStarPlugin, cur_clas):
@@ -125,7 +125,7 @@ def set_consolidate_weights(self:CWRStarPlugin):
     layer = self.get_cwr_layer(); self._sync_state(layer)
     _set_rows(layer, self.saved_weights)
 
-# %% ../../nbs/17_cwr_star.ipynb #d1395f99
+# %% ../../nbs/17_cwr_star.ipynb #277a05f6
 @patch
 def freeze_other_layers(self:CWRStarPlugin):
     "Freeze every parameter and module of the model except the output layer."
@@ -136,7 +136,7 @@ def freeze_other_layers(self:CWRStarPlugin):
         if not any(s is layer for s in m.modules()): m.eval()
     self.frozen = True
 
-# %% ../../nbs/17_cwr_star.ipynb #6351db79
+# %% ../../nbs/17_cwr_star.ipynb #e4cd7398
 @patch
 def before_training_exp(self:CWRStarPlugin, strategy, **kwargs):
     "Freeze the trunk (after the first experience), count the classes, reset the output layer."
