@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ExpertAutoencoder', 'ExpertModel', 'ExpertGate', 'ExpertGateStrategy']
 
-# %% ../../nbs/21_expert_gate.ipynb #1afda217
+# %% ../../nbs/21_expert_gate.ipynb #8c36d8ff
 import copy
 from typing import Optional, Sequence
 import torch
@@ -15,7 +15,7 @@ from ..data import CLDataset, patch
 from ..engine import TensorLoader
 from ..template import SupervisedTemplate, default_evaluator
 
-# %% ../../nbs/21_expert_gate.ipynb #bb68abf8
+# %% ../../nbs/21_expert_gate.ipynb #ceda1d53
 class ExpertAutoencoder(nn.Module):
     "Undercomplete autoencoder of one task: a ReLU encoder and a sigmoid decoder on features squashed to (0, 1)."
     def __init__(self,
@@ -35,7 +35,7 @@ class ExpertAutoencoder(nn.Module):
         "Per-sample mean squared reconstruction error of `z` (B, D)."
         return (self(z) - z).pow(2).mean(1)
 
-# %% ../../nbs/21_expert_gate.ipynb #215648e2
+# %% ../../nbs/21_expert_gate.ipynb #215a4176
 class ExpertModel(nn.Module):
     "One expert: a trunk, its task's head (other units masked) and, for LwF, the head of the task it was learnt from."
     def __init__(self,
@@ -58,7 +58,7 @@ class ExpertModel(nn.Module):
         f = self.features(x)
         return self.classifier(f).masked_fill(~self.active_units, self.mask_value), self.old_classifier(f)
 
-# %% ../../nbs/21_expert_gate.ipynb #f14156c5
+# %% ../../nbs/21_expert_gate.ipynb #6480fd82
 class ExpertGate(nn.Module):
     "A network of experts with an autoencoder gate: `forward(x)` sends each sample to the expert whose autoencoder reconstructs it best."
     def __init__(self,
@@ -85,7 +85,7 @@ class ExpertGate(nn.Module):
         "Task labels of the experts, in the order of the gate's outputs."
         return [int(k) for k in self.experts]
 
-# %% ../../nbs/21_expert_gate.ipynb #0f49bd63
+# %% ../../nbs/21_expert_gate.ipynb #8d242ea2
 @patch
 def gate_features(self:ExpertGate, x:Tensor) -> Tensor:
     "The features the autoencoders see: extracted, flattened, standardised with the first task's statistics, squashed to (0, 1)."
@@ -142,7 +142,7 @@ def gate_accuracy(self:ExpertGate, dataset:CLDataset, batch_size:int=1024) -> fl
     self.train(was)
     return hits.item() / len(dataset)
 
-# %% ../../nbs/21_expert_gate.ipynb #c0913b2d
+# %% ../../nbs/21_expert_gate.ipynb #c0f5f25c
 @patch
 def add_autoencoder(self:ExpertGate, task_label:int, autoencoder:ExpertAutoencoder):
     "Register the autoencoder of `task_label`."
@@ -166,7 +166,7 @@ def add_expert(self:ExpertGate, task_label:int, classes:Sequence[int], related:O
     self.experts[key] = exp
     return exp
 
-# %% ../../nbs/21_expert_gate.ipynb #2330949a
+# %% ../../nbs/21_expert_gate.ipynb #8c044ec7
 class ExpertGateStrategy(SupervisedTemplate):
     "Expert Gate: one expert and one autoencoder per task; the autoencoders route test samples and pick which expert a new one starts from."
     def __init__(self,
@@ -206,7 +206,7 @@ class ExpertGateStrategy(SupervisedTemplate):
         self.current_task = None   # the task being trained
         self.teacher = None        # frozen copy of the related expert, when training with LwF
 
-# %% ../../nbs/21_expert_gate.ipynb #6b3cfcd8
+# %% ../../nbs/21_expert_gate.ipynb #f1ee3c5c
 @patch
 def _train_autoencoder(self:ExpertGateStrategy, ae:ExpertAutoencoder, z:Tensor):
     "Train `ae` to reconstruct the squashed features `z` with plain SGD."
@@ -235,7 +235,7 @@ def task_relatedness(self:ExpertGateStrategy, z:Tensor, task_label:int) -> dict:
     own = er.pop(int(task_label))
     return {a: (1 - (e - own) / own).item() for a, e in er.items()}
 
-# %% ../../nbs/21_expert_gate.ipynb #9a3549f1
+# %% ../../nbs/21_expert_gate.ipynb #a9410c1b
 @patch
 def model_adaptation(self:ExpertGateStrategy, model=None):
     "In training: train the new task's autoencoder, measure relatedness, and add its expert."
@@ -277,7 +277,7 @@ def make_optimizer(self:ExpertGateStrategy, reset_optimizer_state:bool=True, **k
     self.optimizer.state.clear()
     self._known_params = {id(p) for p in self.model.parameters()}
 
-# %% ../../nbs/21_expert_gate.ipynb #1c737c6b
+# %% ../../nbs/21_expert_gate.ipynb #83cf6ef3
 @patch
 def forward(self:ExpertGateStrategy):
     "Training: the current task's expert; evaluation: the gate's choice of expert for each sample."

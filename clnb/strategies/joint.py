@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JointTraining']
 
-# %% ../../nbs/22_joint_training.ipynb #512fffab
+# %% ../../nbs/22_joint_training.ipynb #af91fd39
 from typing import Optional, Sequence
 import torch
 from torch import nn, Tensor
@@ -13,7 +13,7 @@ from ..data import CLDataset, Experience, patch
 from ..engine import make_loader
 from ..template import SupervisedTemplate, default_evaluator, _is_multitask
 
-# %% ../../nbs/22_joint_training.ipynb #840016d2
+# %% ../../nbs/22_joint_training.ipynb #5878fb16
 class JointTraining(SupervisedTemplate):
     "Offline upper bound: learn the whole stream at once (one shuffled dataset, or one minibatch per task per update)."
     def __init__(self,
@@ -37,7 +37,7 @@ class JointTraining(SupervisedTemplate):
         self.is_fitted = False        # train has run
         self._task = None             # the task of the minibatch being trained (with swapped heads)
 
-# %% ../../nbs/22_joint_training.ipynb #f59da4e4
+# %% ../../nbs/22_joint_training.ipynb #06e63be5
 @patch
 def create_task_layer(self:JointTraining, n_output_units:int, previous_task_layer=None) -> nn.Module:
     "A new head: an `nn.Linear` with `n_output_units` outputs on the features the classifier field (or `previous_task_layer`) takes."
@@ -80,14 +80,14 @@ def _drop_from_optimizer(self:JointTraining, params):
             if id(p) in ids: self.optimizer.state.pop(p, None)
         g["params"] = [p for p in g["params"] if id(p) not in ids]
 
-# %% ../../nbs/22_joint_training.ipynb #e0d558a7
+# %% ../../nbs/22_joint_training.ipynb #98ff7531
 @patch
 def make_optimizer(self:JointTraining, reset_optimizer_state:bool=False, **kwargs):
     "The template's `make_optimizer`, or (with swapped heads) keep every head's parameters."
     if not self.multi_head: return SupervisedTemplate.make_optimizer(self, reset_optimizer_state, **kwargs)
     if reset_optimizer_state: self.optimizer.state.clear()
 
-# %% ../../nbs/22_joint_training.ipynb #c47de4ed
+# %% ../../nbs/22_joint_training.ipynb #2b8674ad
 _PAD = -1000.
 
 @patch
@@ -113,7 +113,7 @@ def _pad_cat(outs):
     w = max(o.shape[-1] for o in outs)
     return torch.cat([nn.functional.pad(o, (0, w - o.shape[-1]), value=_PAD) for o in outs])
 
-# %% ../../nbs/22_joint_training.ipynb #f555e17b
+# %% ../../nbs/22_joint_training.ipynb #11e32ee8
 def _whole(exps) -> Experience:
     "One experience with the samples and classes of all of `exps`."
     ds = exps[0].dataset.concat(*[e.dataset for e in exps[1:]]) if len(exps) > 1 else exps[0].dataset
@@ -149,7 +149,7 @@ def _check_experiences(self:JointTraining, exps, name):
         if len(e.dataset) == 0: raise ValueError(f"{name}: experience {e.current_experience} is empty (0 samples)")
         if min(e.dataset.classes) < 0: raise ValueError(f"{name}: experience {e.current_experience} has negative labels")
 
-# %% ../../nbs/22_joint_training.ipynb #f67031a6
+# %% ../../nbs/22_joint_training.ipynb #50124431
 @patch
 def _check_labels(self:JointTraining, exp:Experience, width):
     "The template's label check, per task for a multi-task model."
@@ -159,7 +159,7 @@ def _check_labels(self:JointTraining, exp:Experience, width):
         sub = ds.subset(ds.t == t)
         SupervisedTemplate._check_labels(self, Experience(sub, exp.current_experience, exp.origin_stream), self._output_width(sub))
 
-# %% ../../nbs/22_joint_training.ipynb #7d77f82f
+# %% ../../nbs/22_joint_training.ipynb #e148a681
 @patch
 def make_train_dataloader(self:JointTraining, num_workers=0, shuffle=True, pin_memory=None, persistent_workers=False, drop_last=False, **kwargs):
     "One loader over the whole stream; with swapped heads, one loader per task."
@@ -208,3 +208,18 @@ def training_epoch(self:JointTraining, **kwargs):
         self.optimizer_step()
         self._after_update(**kwargs)
         self._after_training_iteration(**kwargs)
+
+# %% ../../nbs/22_joint_training.ipynb #8d6831c9
+_OLD_NAMES = {"before_training_step": "_before_training_exp", "after_training_step": "_after_training_exp",
+              "before_eval_step": "_before_eval_exp", "after_eval_step": "_after_eval_exp",
+              "adapt_train_dataset": "train_dataset_adaptation", "adapt_eval_dataset": "eval_dataset_adaptation"}
+for _n in ["before_training", "after_training", "before_training_epoch", "after_training_epoch", "before_training_iteration",
+           "after_training_iteration", "before_forward", "after_forward", "before_backward", "after_backward", "before_update",
+           "after_update", "before_eval", "after_eval", "before_eval_iteration", "after_eval_iteration", "before_eval_forward", "after_eval_forward"]:
+    _OLD_NAMES[_n] = f"_{_n}"
+
+def _old_api(name, target):
+    def f(self, **kwargs): return getattr(self, target)(**kwargs)
+    f.__name__ = f.__qualname__ = name; f.__doc__ = f"Older name of `{target.lstrip('_')}`: call it (and the plugins' callback)."
+    return f
+for _n, _t in _OLD_NAMES.items(): setattr(JointTraining, _n, _old_api(_n, _t))
