@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JointTraining']
 
-# %% ../../nbs/22_joint_training.ipynb #af91fd39
+# %% ../../nbs/22_joint_training.ipynb #e50449e7
 from typing import Optional, Sequence
 import torch
 from torch import nn, Tensor
@@ -13,7 +13,7 @@ from ..data import CLDataset, Experience, patch
 from ..engine import make_loader
 from ..template import SupervisedTemplate, default_evaluator, _is_multitask
 
-# %% ../../nbs/22_joint_training.ipynb #5878fb16
+# %% ../../nbs/22_joint_training.ipynb #3a4529ec
 class JointTraining(SupervisedTemplate):
     "Offline upper bound: learn the whole stream at once (one shuffled dataset, or one minibatch per task per update)."
     def __init__(self,
@@ -37,7 +37,7 @@ class JointTraining(SupervisedTemplate):
         self.is_fitted = False        # train has run
         self._task = None             # the task of the minibatch being trained (with swapped heads)
 
-# %% ../../nbs/22_joint_training.ipynb #06e63be5
+# %% ../../nbs/22_joint_training.ipynb #25d1d6c4
 @patch
 def create_task_layer(self:JointTraining, n_output_units:int, previous_task_layer=None) -> nn.Module:
     "A new head: an `nn.Linear` with `n_output_units` outputs on the features the classifier field (or `previous_task_layer`) takes."
@@ -80,14 +80,14 @@ def _drop_from_optimizer(self:JointTraining, params):
             if id(p) in ids: self.optimizer.state.pop(p, None)
         g["params"] = [p for p in g["params"] if id(p) not in ids]
 
-# %% ../../nbs/22_joint_training.ipynb #98ff7531
+# %% ../../nbs/22_joint_training.ipynb #ebaeac50
 @patch
 def make_optimizer(self:JointTraining, reset_optimizer_state:bool=False, **kwargs):
     "The template's `make_optimizer`, or (with swapped heads) keep every head's parameters."
     if not self.multi_head: return SupervisedTemplate.make_optimizer(self, reset_optimizer_state, **kwargs)
     if reset_optimizer_state: self.optimizer.state.clear()
 
-# %% ../../nbs/22_joint_training.ipynb #2b8674ad
+# %% ../../nbs/22_joint_training.ipynb #e7deb629
 _PAD = -1000.
 
 @patch
@@ -113,7 +113,7 @@ def _pad_cat(outs):
     w = max(o.shape[-1] for o in outs)
     return torch.cat([nn.functional.pad(o, (0, w - o.shape[-1]), value=_PAD) for o in outs])
 
-# %% ../../nbs/22_joint_training.ipynb #11e32ee8
+# %% ../../nbs/22_joint_training.ipynb #bf3187e1
 def _whole(exps) -> Experience:
     "One experience with the samples and classes of all of `exps`."
     ds = exps[0].dataset.concat(*[e.dataset for e in exps[1:]]) if len(exps) > 1 else exps[0].dataset
@@ -149,7 +149,7 @@ def _check_experiences(self:JointTraining, exps, name):
         if len(e.dataset) == 0: raise ValueError(f"{name}: experience {e.current_experience} is empty (0 samples)")
         if min(e.dataset.classes) < 0: raise ValueError(f"{name}: experience {e.current_experience} has negative labels")
 
-# %% ../../nbs/22_joint_training.ipynb #50124431
+# %% ../../nbs/22_joint_training.ipynb #373b7b9a
 @patch
 def _check_labels(self:JointTraining, exp:Experience, width):
     "The template's label check, per task for a multi-task model."
@@ -159,7 +159,7 @@ def _check_labels(self:JointTraining, exp:Experience, width):
         sub = ds.subset(ds.t == t)
         SupervisedTemplate._check_labels(self, Experience(sub, exp.current_experience, exp.origin_stream), self._output_width(sub))
 
-# %% ../../nbs/22_joint_training.ipynb #e148a681
+# %% ../../nbs/22_joint_training.ipynb #8294baf3
 @patch
 def make_train_dataloader(self:JointTraining, num_workers=0, shuffle=True, pin_memory=None, persistent_workers=False, drop_last=False, **kwargs):
     "One loader over the whole stream; with swapped heads, one loader per task."
@@ -209,7 +209,7 @@ def training_epoch(self:JointTraining, **kwargs):
         self._after_update(**kwargs)
         self._after_training_iteration(**kwargs)
 
-# %% ../../nbs/22_joint_training.ipynb #8d6831c9
+# %% ../../nbs/22_joint_training.ipynb #c11f31b2
 _OLD_NAMES = {"before_training_step": "_before_training_exp", "after_training_step": "_after_training_exp",
               "before_eval_step": "_before_eval_exp", "after_eval_step": "_after_eval_exp",
               "adapt_train_dataset": "train_dataset_adaptation", "adapt_eval_dataset": "eval_dataset_adaptation"}
