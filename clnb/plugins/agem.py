@@ -22,6 +22,7 @@ def agem_project(g:Tensor, ref:Tensor, eps:float=1e-12) -> Tensor:
 # %% ../../nbs/16_agem.ipynb #0c9761d4
 class AGEMPlugin(EpisodicMemory):
     "Average Gradient Episodic Memory: project the gradient when it would increase the loss on a random sample of the memory."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     def __init__(self,
                  patterns_per_experience:int, # patterns of each experience kept in memory
                  sample_size:int):            # memory patterns in the sample that gives the reference gradient

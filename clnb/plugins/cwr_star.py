@@ -32,6 +32,7 @@ def _find_cwr_layer_name(model:nn.Module) -> str:
 # %% ../../nbs/17_cwr_star.ipynb #f4a1b545
 class CWRStarPlugin(SupervisedPlugin):
     "CWR*: train the output layer from zero at each experience (frozen trunk after the first), then merge it into consolidated rows with a mean shift."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     def __init__(self,
                  model:nn.Module,                   # the model the strategy trains
                  cwr_layer_name:Optional[str]=None, # name of its output nn.Linear (None: the last nn.Linear)

@@ -140,6 +140,7 @@ def _check_number(v, name, low=0.0, high=None):
 
 class EWCPlugin(SupervisedPlugin):
     "Elastic Weight Consolidation: a Fisher-weighted quadratic penalty that keeps past experiences' important weights in place."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     checkpoint_exclude = ("_cache",)   # references to the live parameters, rebuilt on demand
     def __init__(self,
                  ewc_lambda:float,                 # weight of the penalty in the loss (lambda)

@@ -16,6 +16,7 @@ from .replay import balanced_quota
 # %% ../../nbs/11_gdumb.ipynb #20cec42d
 class GDumbPlugin(SupervisedPlugin):
     "GDumb: a greedy class-balanced memory, and a model re-initialised and trained only on it at every experience."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     def __init__(self, mem_size:int=200): # memory size (per task label in multi-task streams)
         _check_pos_int(mem_size, "mem_size")
         self.mem_size = mem_size

@@ -132,6 +132,7 @@ def solve_dual(P:np.ndarray, q:np.ndarray, lower:float, eps:float=1e-3, polish:i
 # %% ../../nbs/15_gem.ipynb #cae57485
 class GEMPlugin(EpisodicMemory):
     "Gradient Episodic Memory: project each gradient so that it does not increase the loss on any previous experience's memory."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     def __init__(self,
                  patterns_per_experience:int,  # patterns of each experience kept in memory
                  memory_strength:float):       # gamma: lower bound of the dual variables, favours backward transfer

@@ -35,6 +35,7 @@ def _check_alpha(alpha):
 
 class LwFPlugin(SupervisedPlugin):
     "Learning without Forgetting: distil the previous model's outputs on the old units into the current model."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     checkpoint_exclude = ("_units",)   # a device cache of prev_classes
     def __init__(self,
                  alpha:Union[float, Sequence[float]]=1, # weight of the distillation term, or one weight per experience

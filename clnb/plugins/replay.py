@@ -261,6 +261,7 @@ class ReplayLoader:
 # %% ../../nbs/10_replay.ipynb #17fd53b4
 class ReplayPlugin(SupervisedPlugin):
     "Experience replay: minibatches of current data plus a memory minibatch balanced over experiences (or classes)."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     def __init__(self,
                  mem_size:int=200,           # total number of samples in the memory
                  storage_policy:Optional[StoragePolicy]=None, # what to keep (default: experience-balanced, adaptive)

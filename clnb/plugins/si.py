@@ -22,6 +22,7 @@ _SYN_KEYS = ("old_theta", "new_theta", "grad", "trajectory", "cum_trajectory")
 
 class SynapticIntelligencePlugin(SupervisedPlugin):
     "Synaptic Intelligence: importances from the path integral of the loss decrease, and a quadratic penalty on them."
+    supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
     checkpoint_exclude = ("_cache",)   # lists of live parameters, rebuilt on demand
     def __init__(self,
                  si_lambda:float,                        # weight of the penalty (lambda, `c` in the paper)
