@@ -162,11 +162,12 @@ class SupervisedTemplate:
     def is_eval(self): "True while evaluating."; return not self.is_training
     def stop_training(self): "Stop training at the next iteration."; self._stop_training = True
 
-# %% ../nbs/04_template.ipynb #c74f376f
+# %% ../nbs/04_template.ipynb #6eb52118
 @patch
 def _build_callbacks(self:SupervisedTemplate):
     "For each callback, the bound methods of the plugins that override it, in plugin order."
-    self._cbs = {}
+    if self._cbs_for is not None and len(self._cbs_for) == len(self.plugins) and all(a is b for a, b in zip(self._cbs_for, self.plugins)): return
+    self._cbs, self._cbs_for = {}, list(self.plugins)
     for name in CALLBACKS:
         fs = []
         for p in self.plugins:
@@ -187,7 +188,7 @@ def _make_cb(name):
     return cb
 for _name in CALLBACKS: setattr(SupervisedTemplate, f"_{_name}", _make_cb(_name))
 
-# %% ../nbs/04_template.ipynb #85ccf626
+# %% ../nbs/04_template.ipynb #c748a833
 @patch
 def _as_experiences(self:SupervisedTemplate, experiences, name:str):
     "A list of experiences from one `Experience`, a `Stream` or a sequence of them."
@@ -229,11 +230,61 @@ def _check_experiences(self:SupervisedTemplate, exps, name):
     for e in exps:
         if len(e.dataset) == 0: raise ValueError(f"{name}: {_exp_name(e)} is empty (0 samples)")
         if min(e.dataset.classes) < 0: raise ValueError(f"{name}: {_exp_name(e)} has negative labels {e.dataset.classes[:3]}")
-    if not _has_dynamic(self.model):
-        width = self._output_width(exps[0].dataset)
+    if not self._is_dynamic() and not any(getattr(p, "outputs_embeddings", False) for p in self.plugins):  # e.g. CoPE: outputs are embeddings, not class scores
+        width = self._cached_output_width(exps[0].dataset)
         for e in exps: self._check_labels(e, width)
 
-# %% ../nbs/04_template.ipynb #213d8d44
+# %% ../nbs/04_template.ipynb #1c769507
+def _model_signature(model:nn.Module):
+    "Identity of `model` and of its parameters (changes when a module or parameter is replaced or added)."
+    return (id(model), tuple(id(p) for m in model.modules() for p in m._parameters.values() if p is not None))
+
+def _same_device(a:torch.device, b:torch.device) -> bool:
+    "True when a tensor on `a` is on `b` (`cuda` without an index means the current GPU)."
+    if a.type != b.type: return False
+    if b.index is None: return a.type != "cuda" or a.index == torch.cuda.current_device()
+    return a.index == b.index
+
+def _to_device(model:nn.Module, device:torch.device, train:bool=False) -> nn.Module:
+    "`model` on `device` (and in training mode with `train`), moved or switched only when some tensor or module is not."
+    mods = list(model.modules())
+    if train and not all(m.training for m in mods): model.train()  # `Module.train` costs a `setattr` per module
+    for m in mods:
+        for d in (m._parameters, m._buffers):
+            for v in d.values():
+                if v is not None and not _same_device(v.device, device): return model.to(device)
+    return model
+
+SupervisedTemplate._facts = SupervisedTemplate._cbs_for = SupervisedTemplate._opt_key = None
+
+@patch
+def _model_facts(self:SupervisedTemplate) -> dict:
+    "Facts about the current model (dynamic modules, output widths), forgotten when its signature changes."
+    sig = _model_signature(self.model)
+    if self._facts is None or self._facts["signature"] != sig: self._facts = {"signature": sig}
+    return self._facts
+
+@patch
+def _is_dynamic(self:SupervisedTemplate) -> bool:
+    "Whether the model holds a `DynamicModule` (cached per model signature)."
+    f = self._model_facts()
+    if "dynamic" not in f: f["dynamic"] = _has_dynamic(self.model)
+    return f["dynamic"]
+
+@patch
+def _cached_output_width(self:SupervisedTemplate, ds:CLDataset):
+    "`_output_width(ds)`, probed once per model signature, input shape, dtype and transform (every time for multi-task models)."
+    if _is_multitask(self.model): return self._output_width(ds)  # the width may depend on the task label
+    f, key = self._model_facts(), ("width", tuple(ds.x.shape[1:]), ds.x.dtype, id(ds.transform))
+    if key not in f or f[key][0] is not ds.transform: f[key] = (ds.transform, self._output_width(ds))
+    return f[key][1]
+
+@patch
+def _optimizer_key(self:SupervisedTemplate):
+    "What `make_optimizer` depends on: the optimizer, the model's signature and the sizes of the parameter groups."
+    return (id(self.optimizer), _model_signature(self.model), tuple(len(g["params"]) for g in self.optimizer.param_groups))
+
+# %% ../nbs/04_template.ipynb #b639e9e3
 @patch
 def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
     "Train on `experiences` (one, a stream or a list); returns the evaluator's last metrics."
@@ -244,7 +295,7 @@ def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
     self._eval_streams = [self._as_experiences(s, "eval_streams") for s in (eval_streams if eval_streams is not None else [exps])] \
         if not isinstance(eval_streams, (Experience, Stream)) else [self._as_experiences(eval_streams, "eval_streams")]
     self.is_training, self._stop_training = True, False
-    self.model.train(); self.model.to(self.device)
+    self.model = _to_device(self.model, self.device, train=True)
     self._build_callbacks()
     with torch.enable_grad():  # training needs gradients even when called under no_grad
         self._before_training(**kwargs)
@@ -268,7 +319,7 @@ def _before_training_exp_setup(self:SupervisedTemplate, **kwargs):
     self.make_train_dataloader(**kwargs)
     self.model = self.model_adaptation()
     self.make_optimizer()
-    if _has_dynamic(self.model): self._check_labels(self.experience, self._output_width(self.adapted_dataset))
+    if self._is_dynamic(): self._check_labels(self.experience, self._output_width(self.adapted_dataset))
 
 @patch
 def _train_exp(self:SupervisedTemplate, **kwargs):
@@ -307,7 +358,7 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
 def _peval(self:SupervisedTemplate):
     for s in self._eval_streams: self.eval(s)
 
-# %% ../nbs/04_template.ipynb #ad1c8a41
+# %% ../nbs/04_template.ipynb #20821022
 @patch
 def _unpack_minibatch(self:SupervisedTemplate):
     "Make sure `mbatch` is a list on the device (the engine's loaders already give one)."
@@ -366,13 +417,14 @@ def model_adaptation(self:SupervisedTemplate, model=None):
     "Let every dynamic module of the model adapt to the current experience (grow heads, units)."
     model = self.model if model is None else model
     from clnb.models import model_adaptation as adapt
-    adapt(model, self.experience)
+    if model is not self.model or self._is_dynamic(): adapt(model, self.experience)
     if self.compile: compile_model(model, self.compile)
-    return model.to(self.device)
+    return _to_device(model, self.device)
 
 @patch
 def make_optimizer(self:SupervisedTemplate, reset_optimizer_state:bool=False, **kwargs):
     "Add new model parameters to the optimizer, drop removed ones; keep (or reset) the state of the rest."
+    if not reset_optimizer_state and self._optimizer_key() == self._opt_key: return
     opt, params = self.optimizer, list(self.model.parameters())
     ids = {id(p) for p in params}
     for g in opt.param_groups:
@@ -383,6 +435,7 @@ def make_optimizer(self:SupervisedTemplate, reset_optimizer_state:bool=False, **
     if new: opt.param_groups[0]["params"].extend(new)
     self._known_params = ids
     if reset_optimizer_state: opt.state = defaultdict(dict)
+    self._opt_key = self._optimizer_key()
 
 @patch
 def check_model_and_optimizer(self:SupervisedTemplate, reset_optimizer_state:bool=False, **kwargs):

@@ -1,0 +1,58 @@
+"CoPE across modules: online streams through the template, determinism, evaluation between trainings, bad input."
+import pytest, torch
+from torch import nn
+from clnb.data import CLDataset, split_benchmark, data_incremental_benchmark
+from clnb.template import Naive
+from clnb.engine import set_seed
+from clnb.evaluation import EvaluationPlugin, accuracy_metrics
+from clnb.plugins.cope import CoPEPlugin, PPPloss, ClassBalancedReservoir, run_online
+
+def blobs(n=240, d=8, classes=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(classes).repeat(n // classes)
+    return CLDataset(torch.randn(n, d, generator=g) + 4 * nn.functional.one_hot(y, d).float(), y)
+
+def online(size=5):
+    return data_incremental_benchmark(split_benchmark(blobs(), blobs(seed=1), 3, shuffle=False), size)
+
+def train_cope(bm, seed=0, evaluate_every=0):
+    set_seed(seed); model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 6))
+    cope = CoPEPlugin(mem_size=30, n_classes=6, p_size=6, alpha=0.9)
+    s = Naive(model, torch.optim.SGD(model.parameters(), lr=0.01), train_mb_size=5, eval_mb_size=120, device="cpu",
+              plugins=[cope], evaluator=EvaluationPlugin(accuracy_metrics(stream=True)))
+    for i, e in enumerate(bm.train_stream):
+        s.train(e)
+        if evaluate_every and i % evaluate_every == 0: s.eval(bm.test_stream)
+    return s, cope, s.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
+
+def test_online_stream_learns_all_classes():
+    bm = online()
+    assert len(bm.train_stream) == 48
+    s, cope, acc = train_cope(bm)
+    assert acc > 0.8
+    assert cope.memory.class_counts().tolist() == [5] * 6
+    torch.testing.assert_close(cope.prototypes.norm(dim=1), torch.ones(6))
+
+def test_deterministic_and_eval_between_trainings_changes_nothing():
+    bm = online()
+    _, c1, a1 = train_cope(bm, seed=3)
+    _, c2, a2 = train_cope(bm, seed=3, evaluate_every=7)   # periodic eval must not touch the prototypes or the memory
+    assert a1 == a2
+    assert torch.equal(c1.prototypes, c2.prototypes) and torch.equal(c1.memory.y, c2.memory.y)
+
+def test_model_probed_once_on_an_online_stream():
+    bm = online(); calls = []
+    set_seed(0); model = nn.Linear(8, 6); model.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    s = Naive(model, torch.optim.SGD(model.parameters(), lr=0.05), train_mb_size=5, device="cpu", evaluator=None)
+    for e in bm.train_stream[:10]: s.train(e)
+    assert calls == [1] + [5] * 10            # one probe of one sample, then one step per experience
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="p_size: expected a positive int, got 0"): CoPEPlugin(p_size=0)
+    with pytest.raises(ValueError, match="n_classes: expected a positive int"): ClassBalancedReservoir(10, 0)
+    with pytest.raises(ValueError, match="T: expected a positive float"): PPPloss({}, T=0.)
+    with pytest.raises(ValueError, match="method: expected 'cope', 'replay' or 'naive'"): run_online("ewc")
+    with pytest.raises(ValueError, match="p_size: expected the model to output"):
+        set_seed(0); m = nn.Linear(8, 4)
+        Naive(m, torch.optim.SGD(m.parameters(), lr=0.1), train_mb_size=5, device="cpu",
+              plugins=[CoPEPlugin(10, 6, p_size=6)]).train(online().train_stream[0])
