@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['parse_overrides', 'summarise', 'run', 'plot_accuracy_matrix', 'write_run', 'compare', 'list_text', 'main']
 
-# %% ../nbs/32_cli.ipynb #c0fc29fe
+# %% ../nbs/32_cli.ipynb #9aa1b6ed
 import argparse, ast, csv, json, math, os, sys, time
 from pathlib import Path
 from typing import Optional, Sequence
 
-# %% ../nbs/32_cli.ipynb #c14f6de0
+# %% ../nbs/32_cli.ipynb #651d27f6
 def _literal(s:str):
     "A flag's value as a Python literal when it is one (`500`, `0.1`, `True`, `[1, 2]`), else the string."
     try: return ast.literal_eval(s)
@@ -29,7 +29,7 @@ def parse_overrides(extra:Sequence[str]) -> dict:
         out[k.replace("-", "_")] = _literal(v)
     return out
 
-# %% ../nbs/32_cli.ipynb #965b0134
+# %% ../nbs/32_cli.ipynb #9eb0ecda
 def summarise(R) -> dict:
     "Average accuracy, forgetting and BWT of a complete T x T accuracy matrix (nested lists or a tensor)."
     R = [list(map(float, r)) for r in (R.tolist() if hasattr(R, "tolist") else R)]
@@ -42,16 +42,23 @@ def summarise(R) -> dict:
         out["bwt"] = sum(last[j] - R[j][j] for j in range(T - 1)) / (T - 1)
     return out
 
-# %% ../nbs/32_cli.ipynb #4dd532f0
+# %% ../nbs/32_cli.ipynb #d3dee533
 def _progress(iterable, total, desc, show):
     if not show: return iterable
     from tqdm.auto import tqdm
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
+def _exp_line(exp, res, n) -> str:
+    "One line after an experience: stream accuracy and the accuracy on each test experience."
+    acc = lambda j: next((v for k, v in res.items() if k.startswith("Top1_Acc_Exp/eval_phase/test_stream/") and k.endswith(f"/Exp{j:03d}")), float("nan"))
+    stream = [v for k, v in res.items() if k.startswith("Top1_Acc_Stream/eval_phase/test_stream/")]
+    return (f"after experience {exp.current_experience} (classes {exp.classes_in_this_experience}): stream accuracy "
+            f"{sum(stream) / max(len(stream), 1):.3f} | per experience " + " ".join(f"{acc(j):.3f}" for j in range(n)))
+
 def run(strategy:str="naive", benchmark:str="split_fmnist", model:str="mlp", epochs:int=1, seed:int=0,
         lr:Optional[float]=None, momentum:Optional[float]=None, batch_size:Optional[int]=None, eval_batch_size:Optional[int]=None,
         train_size:Optional[int]=None, test_size:Optional[int]=None, device=None, out=None, progress:bool=True,
-        **overrides) -> dict:
+        verbose:bool=False, **overrides) -> dict:
     "Train `strategy` on `benchmark` with the standard protocol; returns (and writes to `out`) its metrics."
     import torch
     from clnb.registry import build_run, PROTOCOL, list_strategies, list_benchmarks, STRATEGIES, BENCHMARKS
@@ -72,6 +79,7 @@ def run(strategy:str="naive", benchmark:str="split_fmnist", model:str="mlp", epo
         for exp in _progress(bm.train_stream, len(bm.train_stream), f"{strategy} on {benchmark}", progress):
             t0 = time.perf_counter(); strat.train(exp); train_time += time.perf_counter() - t0
             t0 = time.perf_counter(); res = strat.eval(bm.test_stream); eval_time += time.perf_counter() - t0
+            if verbose: print(_exp_line(exp, res, len(bm.test_stream)))
         R = strat.evaluator.accuracy_matrix()
     stream_keys = [k for k in res if k.startswith("Top1_Acc_Stream/eval_phase/test_stream/")]
     metrics = {"strategy": strategy, "benchmark": benchmark, "model": model if isinstance(model, str) else type(model).__name__,
@@ -84,7 +92,7 @@ def run(strategy:str="naive", benchmark:str="split_fmnist", model:str="mlp", epo
     if out is not None: write_run(metrics, out)
     return metrics
 
-# %% ../nbs/32_cli.ipynb #1754d0bb
+# %% ../nbs/32_cli.ipynb #c7676bd2
 def plot_accuracy_matrix(R, title:str="", ax=None):
     "A heat map of the accuracy matrix R[i, j] (rows: after training experience i)."
     import matplotlib; import matplotlib.pyplot as plt
@@ -112,7 +120,7 @@ def write_run(metrics:dict, out) -> Path:
     ax.figure.tight_layout(); ax.figure.savefig(out / "accuracy_matrix.png", dpi=100); plt.close(ax.figure)
     return out
 
-# %% ../nbs/32_cli.ipynb #57f70f59
+# %% ../nbs/32_cli.ipynb #d6309336
 def _mean_std(xs):
     xs = [x for x in xs if x is not None]
     if not xs: return float("nan"), float("nan")
@@ -149,7 +157,7 @@ def _plot_compare(runs:dict, path):
     ax.set_xlabel("experiences trained"); ax.set_ylabel("accuracy on experiences seen"); ax.set_ylim(0, 1); ax.legend()
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
-# %% ../nbs/32_cli.ipynb #6e14dbde
+# %% ../nbs/32_cli.ipynb #4af99818
 def list_text() -> str:
     "Strategies (with their default hyperparameters and whether they are installed) and benchmarks."
     from clnb.registry import STRATEGIES, BENCHMARKS, strategy_status
@@ -191,7 +199,7 @@ def main(argv:Optional[Sequence[str]]=None) -> int:
                       batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, train_size=args.train_size,
                       test_size=args.test_size, device=args.device, progress=not args.no_progress, **overrides)
         if args.cmd == "run":
-            m = run(args.strategy, seed=args.seed, out=args.out, **common)
+            m = run(args.strategy, seed=args.seed, out=args.out, verbose=True, **common)
             print(f"{args.strategy} on {args.benchmark}: final stream accuracy {100*m['stream_accuracy']:.2f}%"
                   + (f", forgetting {100*m['forgetting']:.2f}%" if "forgetting" in m else "")
                   + (f" -> {args.out}" if args.out else ""))
@@ -202,6 +210,6 @@ def main(argv:Optional[Sequence[str]]=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
         print(f"clnb {args.cmd}: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/32_cli.ipynb #6526b1c9
+# %% ../nbs/32_cli.ipynb #bed55adb
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
