@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['parse_overrides', 'summarise', 'run', 'plot_accuracy_matrix', 'write_run', 'compare', 'list_text', 'main']
 
-# %% ../nbs/32_cli.ipynb #9aa1b6ed
+# %% ../nbs/32_cli.ipynb #09828a8d
 import argparse, ast, csv, json, math, os, sys, time
 from pathlib import Path
 from typing import Optional, Sequence
 
-# %% ../nbs/32_cli.ipynb #651d27f6
+# %% ../nbs/32_cli.ipynb #3728827a
 def _literal(s:str):
     "A flag's value as a Python literal when it is one (`500`, `0.1`, `True`, `[1, 2]`), else the string."
     try: return ast.literal_eval(s)
@@ -29,7 +29,7 @@ def parse_overrides(extra:Sequence[str]) -> dict:
         out[k.replace("-", "_")] = _literal(v)
     return out
 
-# %% ../nbs/32_cli.ipynb #9eb0ecda
+# %% ../nbs/32_cli.ipynb #5ef2c17b
 def summarise(R) -> dict:
     "Average accuracy, forgetting and BWT of a complete T x T accuracy matrix (nested lists or a tensor)."
     R = [list(map(float, r)) for r in (R.tolist() if hasattr(R, "tolist") else R)]
@@ -42,7 +42,7 @@ def summarise(R) -> dict:
         out["bwt"] = sum(last[j] - R[j][j] for j in range(T - 1)) / (T - 1)
     return out
 
-# %% ../nbs/32_cli.ipynb #d3dee533
+# %% ../nbs/32_cli.ipynb #df27a948
 def _progress(iterable, total, desc, show):
     if not show: return iterable
     from tqdm.auto import tqdm
@@ -92,7 +92,7 @@ def run(strategy:str="naive", benchmark:str="split_fmnist", model:str="mlp", epo
     if out is not None: write_run(metrics, out)
     return metrics
 
-# %% ../nbs/32_cli.ipynb #c7676bd2
+# %% ../nbs/32_cli.ipynb #7fdddf19
 def plot_accuracy_matrix(R, title:str="", ax=None):
     "A heat map of the accuracy matrix R[i, j] (rows: after training experience i)."
     import matplotlib; import matplotlib.pyplot as plt
@@ -120,7 +120,7 @@ def write_run(metrics:dict, out) -> Path:
     ax.figure.tight_layout(); ax.figure.savefig(out / "accuracy_matrix.png", dpi=100); plt.close(ax.figure)
     return out
 
-# %% ../nbs/32_cli.ipynb #d6309336
+# %% ../nbs/32_cli.ipynb #af6aaa44
 def _mean_std(xs):
     xs = [x for x in xs if x is not None]
     if not xs: return float("nan"), float("nan")
@@ -157,7 +157,7 @@ def _plot_compare(runs:dict, path):
     ax.set_xlabel("experiences trained"); ax.set_ylabel("accuracy on experiences seen"); ax.set_ylim(0, 1); ax.legend()
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
-# %% ../nbs/32_cli.ipynb #4af99818
+# %% ../nbs/32_cli.ipynb #2c1bca8c
 def list_text() -> str:
     "Strategies (with their default hyperparameters and whether they are installed) and benchmarks."
     from clnb.registry import STRATEGIES, BENCHMARKS, strategy_status
@@ -210,6 +210,6 @@ def main(argv:Optional[Sequence[str]]=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
         print(f"clnb {args.cmd}: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/32_cli.ipynb #bed55adb
+# %% ../nbs/32_cli.ipynb #e472d3ca
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
