@@ -92,7 +92,7 @@ def _has_dynamic(model):
     from clnb.models import DynamicModule
     return any(isinstance(m, DynamicModule) for m in model.modules())
 
-# %% ../nbs/04_template.ipynb #2d9bb271
+# %% ../nbs/04_template.ipynb #7d5e34cf
 class SupervisedTemplate:
     "Supervised continual training: the train/eval loops, the callbacks, and the state plugins read."
     def __init__(self,
@@ -141,6 +141,7 @@ class SupervisedTemplate:
         self.is_training, self._stop_training, self._eval_streams = False, False, []
         self._known_params = {id(p) for p in model.parameters()}
         self._cbs = {}
+        self._facts = self._cbs_for = self._opt_key = None  # per-call caches (see 'The cost of one experience'); not state
 
     @staticmethod
     def _check_optimizer(model, optimizer):
@@ -234,7 +235,7 @@ def _check_experiences(self:SupervisedTemplate, exps, name):
         width = self._cached_output_width(exps[0].dataset)
         for e in exps: self._check_labels(e, width)
 
-# %% ../nbs/04_template.ipynb #1c769507
+# %% ../nbs/04_template.ipynb #e2f4b6d6
 def _model_signature(model:nn.Module):
     "Identity of `model` and of its parameters (changes when a module or parameter is replaced or added)."
     return (id(model), tuple(id(p) for m in model.modules() for p in m._parameters.values() if p is not None))
@@ -255,7 +256,7 @@ def _to_device(model:nn.Module, device:torch.device, train:bool=False) -> nn.Mod
                 if v is not None and not _same_device(v.device, device): return model.to(device)
     return model
 
-SupervisedTemplate._facts = SupervisedTemplate._cbs_for = SupervisedTemplate._opt_key = None
+SupervisedTemplate._facts = SupervisedTemplate._cbs_for = SupervisedTemplate._opt_key = None  # defaults for subclasses that skip __init__
 
 @patch
 def _model_facts(self:SupervisedTemplate) -> dict:
