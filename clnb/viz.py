@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['plot_accuracy_matrix', 'plot_metric', 'plot_stream_accuracy', 'NotebookDashboard']
 
-# %% ../nbs/07_viz.ipynb #8f8a1b93
+# %% ../nbs/07_viz.ipynb #704a1722
 import fnmatch, io, math, sys, time
 from typing import Optional
 import torch
@@ -13,7 +13,7 @@ from torch import Tensor
 from .evaluation import EvaluationPlugin, average_accuracy, forgetting, _as_matrix
 from .loggers import BaseLogger, in_notebook
 
-# %% ../nbs/07_viz.ipynb #dcb47983
+# %% ../nbs/07_viz.ipynb #7a955a48
 def _evaluator(obj) -> EvaluationPlugin:
     if isinstance(obj, EvaluationPlugin): return obj
     ev = getattr(obj, "evaluator", None)
@@ -51,7 +51,7 @@ def plot_accuracy_matrix(R, ax=None, stream:str="test", annotate:bool=True, cmap
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return ax
 
-# %% ../nbs/07_viz.ipynb #07dc6cf2
+# %% ../nbs/07_viz.ipynb #b3dfe903
 def _all_metrics(obj) -> dict:
     if isinstance(obj, dict): return obj
     return _evaluator(obj).get_all_metrics()
@@ -92,7 +92,7 @@ def plot_stream_accuracy(source, stream:str="test", ax=None):
     ax.legend(fontsize=7, ncol=2); ax.set_title(f"accuracy on the {stream} stream during training", fontsize=10)
     return ax
 
-# %% ../nbs/07_viz.ipynb #12c6ffbc
+# %% ../nbs/07_viz.ipynb #1e36c20a
 class NotebookDashboard(BaseLogger):
     "Live progress, loss curve and accuracy matrix in a notebook (ipywidgets); text lines elsewhere."
     def __init__(self,
