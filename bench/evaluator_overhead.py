@@ -3,7 +3,7 @@
 Same model (MLP 784-256-256-10), batch 128, SGD lr 0.01 momentum 0.9, one epoch per experience of
 Split Fashion-MNIST (5 x 12,000 samples), the test stream evaluated after each experience, on the CPU
 (`--threads` threads) or `--device cuda`. Configurations run in this process, alternating, `--repeats`
-times; each ratio uses the medians. Both wall-clock and process CPU time are reported: on a shared,
+times; each ratio uses the minimum over repeats (the run least disturbed by other processes). Both wall-clock and process CPU time are reported: on a shared,
 overloaded machine the wall clock mostly measures the other processes, the CPU time of this one does not.
 Run: python bench/evaluator_overhead.py [--repeats 3] [--device cpu] [--train-size 60000]
 
@@ -59,7 +59,7 @@ if __name__ == "__main__":
     res = {k: [] for k in kinds}
     for r in range(a.repeats):
         for k in kinds: res[k].append(run(bm, k, r, a.device))
-    med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) for k, v in res.items()}
+    med = {k: tuple(min(r[i] for r in v) for i in range(3)) for k, v in res.items()}
     base = med["no_evaluator"]
     for k, (t, e, c) in med.items():
         print(f"{k:24s} train wall {t:7.2f}s ({t / base[0]:.3f}x)  train CPU {c:7.2f}s ({c / base[2]:.3f}x)  train+eval wall {t + e:7.2f}s ({(t + e) / (base[0] + base[1]):.3f}x)")
