@@ -14,7 +14,7 @@ from torch import Tensor
 from ..template import SupervisedPlugin
 from ..data import patch
 
-# %% ../../nbs/18_cope.ipynb #c1fc22d3
+# %% ../../nbs/18_cope.ipynb #b35a48af
 class ClassBalancedReservoir:
     "Replay memory of at most `max_size` samples as device tensors, shared evenly among the classes seen; each class keeps a uniform sample of its stream."
     def __init__(self,
@@ -61,7 +61,7 @@ def quota_on_device(counts:Tensor, cap:int) -> Tensor:
     rank = torch.empty_like(order); rank[order] = torch.cumsum(over[order].long(), 0)
     return base + (over & (rank <= cap - base.sum())).long()
 
-# %% ../../nbs/18_cope.ipynb #245e81ac
+# %% ../../nbs/18_cope.ipynb #1f9e761c
 @patch
 def add(self:ClassBalancedReservoir, x:Tensor, y:Tensor, t:Optional[Tensor]=None):
     "Offer the samples `(x, y, t)`; applied at once, or with the next offers when `update_every > 1`."
@@ -197,7 +197,7 @@ def __call__(self:PPPloss, x:Tensor, y:Tensor) -> Tensor:
     rep = torch.log(torch.where(rep_mask, not_c, 1.)).sum()
     return -(att + rep) / B
 
-# %% ../../nbs/18_cope.ipynb #898316a4
+# %% ../../nbs/18_cope.ipynb #f443c4e9
 class CoPEPlugin(SupervisedPlugin):
     "Continual Prototype Evolution: nearest-prototype classification, prototypes that evolve online, the PPP loss and class-balanced replay."
     outputs_embeddings = True  # the model outputs embeddings, not class scores: the template skips its label-width check
@@ -233,7 +233,7 @@ class CoPEPlugin(SupervisedPlugin):
         if self.prototypes is None: return {}
         return {c: self.prototypes[c:c+1] for c in self.has_prototype.nonzero()[:, 0].tolist()}
 
-# %% ../../nbs/18_cope.ipynb #99bde90f
+# %% ../../nbs/18_cope.ipynb #328c9229
 @patch
 def before_training(self:CoPEPlugin, strategy, **kwargs):
     "Use the PPP loss over the plugin's prototypes as the strategy's criterion (the model outputs embeddings)."
