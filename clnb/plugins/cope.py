@@ -14,16 +14,18 @@ from torch import Tensor
 from ..template import SupervisedPlugin
 from ..data import patch
 
-# %% ../../nbs/18_cope.ipynb #2d8e71fe
+# %% ../../nbs/18_cope.ipynb #b35a48af
 class ClassBalancedReservoir:
     "Replay memory of at most `max_size` samples as device tensors, shared evenly among the classes seen; each class keeps a uniform sample of its stream."
     def __init__(self,
-                 max_size:int,   # the most samples the memory holds
-                 n_classes:int): # labels are in [0, n_classes)
-        for v, n in ((max_size, "max_size"), (n_classes, "n_classes")):
+                 max_size:int,        # the most samples the memory holds
+                 n_classes:int,       # labels are in [0, n_classes)
+                 update_every:int=1): # apply the offers every `update_every` calls to `add`, in one update (1: at once)
+        for v, n in ((max_size, "max_size"), (n_classes, "n_classes"), (update_every, "update_every")):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise ValueError(f"{n}: expected a positive int, got {v!r}")
-        self.max_size, self.n_classes = max_size, n_classes
-        self.n = 0                                   # samples held = min(max_size, samples offered), known without a sync
+        self.max_size, self.n_classes, self.update_every = max_size, n_classes, update_every
+        self.n = 0                                   # samples held = min(max_size, samples applied), known without a sync
+        self._pending = []                           # offers not applied yet
         self.x = self.y = self.t = self.key = None   # max_size + 1 rows; the last is a scratch row for rejected samples
 
     def __len__(self): return self.n
@@ -59,17 +61,31 @@ def quota_on_device(counts:Tensor, cap:int) -> Tensor:
     rank = torch.empty_like(order); rank[order] = torch.cumsum(over[order].long(), 0)
     return base + (over & (rank <= cap - base.sum())).long()
 
-# %% ../../nbs/18_cope.ipynb #0124dfaa
+# %% ../../nbs/18_cope.ipynb #1f9e761c
+@patch
+def add(self:ClassBalancedReservoir, x:Tensor, y:Tensor, t:Optional[Tensor]=None):
+    "Offer the samples `(x, y, t)`; applied at once, or with the next offers when `update_every > 1`."
+    if len(x) != len(y): raise ValueError(f"y: expected {len(x)} labels (one per row of x), got {len(y)}")
+    if t is not None and len(t) != len(x): raise ValueError(f"t: expected {len(x)} task labels (one per row of x), got {len(t)}")
+    if len(x) == 0: return
+    self._pending.append((x, y, torch.zeros_like(y) if t is None else t))
+    if len(self._pending) >= self.update_every: self.flush()
+
+@patch
+def flush(self:ClassBalancedReservoir):
+    "Apply the pending offers in one update."
+    if not self._pending: return
+    x, y, t = (torch.cat(v) if len(v) > 1 else v[0] for v in zip(*self._pending))
+    self._pending = []
+    self._insert(x, y, t)
+
 @patch
 @torch.no_grad()
-def add(self:ClassBalancedReservoir, x:Tensor, y:Tensor, t:Optional[Tensor]=None):
-    "Offer the samples `(x, y, t)`; each class keeps the samples with the smallest random keys among all it was offered."
-    if len(x) != len(y): raise ValueError(f"y: expected {len(x)} labels (one per row of x), got {len(y)}")
-    if len(x) == 0: return
+def _insert(self:ClassBalancedReservoir, x:Tensor, y:Tensor, t:Tensor):
+    "Each class keeps the samples with the smallest random keys among all it was offered, within its quota."
     if self.x is None: self._allocate(x)
     dev, m, b = self.x.device, self.max_size, len(x)
-    x, y = x.to(dev), y.to(dev)
-    t = torch.zeros(b, dtype=torch.long, device=dev) if t is None else t.to(dev)
+    x, y, t = x.to(dev), y.to(dev), t.to(dev)
     if self.n + b <= m:                                      # room for all: they go to the next free slots
         sl = slice(self.n, self.n + b)
         self.x[sl], self.y[sl], self.t[sl], self.key[sl] = x, y, t, torch.rand(b, device=dev)
@@ -96,8 +112,8 @@ def add(self:ClassBalancedReservoir, x:Tensor, y:Tensor, t:Optional[Tensor]=None
 @patch
 @torch.no_grad()
 def sample(self:ClassBalancedReservoir, k:int):
-    "`min(k, len(self))` distinct samples `[x, y, t]`, drawn uniformly."
-    idx = torch.randperm(self.n, device=self.x.device)[:k]
+    "`k` samples `[x, y, t]` drawn uniformly with replacement (O(k), whatever the memory's size)."
+    idx = torch.randint(self.n, (k,), device=self.x.device)
     return [self.x[idx], self.y[idx], self.t[idx]]
 
 # %% ../../nbs/18_cope.ipynb #7241cd27
@@ -181,10 +197,11 @@ def __call__(self:PPPloss, x:Tensor, y:Tensor) -> Tensor:
     rep = torch.log(torch.where(rep_mask, not_c, 1.)).sum()
     return -(att + rep) / B
 
-# %% ../../nbs/18_cope.ipynb #7396b44c
+# %% ../../nbs/18_cope.ipynb #f443c4e9
 class CoPEPlugin(SupervisedPlugin):
     "Continual Prototype Evolution: nearest-prototype classification, prototypes that evolve online, the PPP loss and class-balanced replay."
     outputs_embeddings = True  # the model outputs embeddings, not class scores: the template skips its label-width check
+    memory_update_every = 10   # experiences between two memory updates (see `ClassBalancedReservoir`); 1 updates after every experience
 
     def __init__(self,
                  mem_size:int=200,   # the most samples the replay memory holds
@@ -198,7 +215,7 @@ class CoPEPlugin(SupervisedPlugin):
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha: expected a float in [0, 1], got {alpha!r}")
         self.mem_size, self.n_classes, self.p_size, self.alpha, self.T = mem_size, n_classes, p_size, float(alpha), _check_T(T)
-        self.memory = ClassBalancedReservoir(mem_size, n_classes)
+        self.memory = ClassBalancedReservoir(mem_size, n_classes, update_every=self.memory_update_every)
         self.prototypes = self.has_prototype = None   # (n_classes, p_size) unit rows, and which classes have one
         self._sum = self._count = None                # per-class sums of the current experience's embeddings
         self.ppp_loss, self.initialized = None, False
@@ -216,7 +233,7 @@ class CoPEPlugin(SupervisedPlugin):
         if self.prototypes is None: return {}
         return {c: self.prototypes[c:c+1] for c in self.has_prototype.nonzero()[:, 0].tolist()}
 
-# %% ../../nbs/18_cope.ipynb #8ab2a4e3
+# %% ../../nbs/18_cope.ipynb #328c9229
 @patch
 def before_training(self:CoPEPlugin, strategy, **kwargs):
     "Use the PPP loss over the plugin's prototypes as the strategy's criterion (the model outputs embeddings)."
@@ -256,7 +273,7 @@ def update_prototypes(self:CoPEPlugin):
     "p_c <- normalise(alpha p_c + (1 - alpha) mean embedding of class c) for the classes seen since the last update."
     seen = (self._count > 0)[:, None]
     mean = self._sum / self._count.clamp(min=1)[:, None]
-    new = F.normalize(self.alpha * self.prototypes + (1 - self.alpha) * mean, dim=1)
+    new = F.normalize(torch.lerp(mean, self.prototypes, self.alpha), dim=1)  # alpha p + (1 - alpha) mean
     self.prototypes.copy_(torch.where(seen, new, self.prototypes))
     self._sum.zero_(); self._count.zero_()
 
