@@ -25,8 +25,6 @@ def train_cope(bm, seed=0, evaluate_every=0):
         if evaluate_every and i % evaluate_every == 0: s.eval(bm.test_stream)
     return s, cope, s.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
 
-@pytest.mark.xfail(strict=False, reason="ends at 0.73 (> 0.8 expected) since the reservoir quota moved on the device (dcce852); "
-                                      "under investigation: the chapter's own online run is the reference")
 def test_online_stream_learns_all_classes():
     bm = online()
     assert len(bm.train_stream) == 48
