@@ -37,11 +37,15 @@ def torchvision_root(dest:Path) -> Path:
         with opener(src, "rb") as f, open(out, "wb") as g: shutil.copyfileobj(f, g)
     return Path(dest)
 
-def mlp() -> nn.Module:
-    "MLP 784-256-256-10 built layer by layer as clnb's MLP is (same parameters in the same order: same init under one seed)."
+def output_size(strategy:str, params:dict) -> int:
+    "Width of the model's output: 10 classes, or CoPE's embedding size (it predicts by nearest prototype)."
+    return params.get("p_size", 10) if strategy == "cope" else 10
+
+def mlp(out:int=10) -> nn.Module:
+    "MLP 784-256-256-`out` built layer by layer as clnb's MLP is (same parameters in the same order: same init under one seed)."
     h1, h2 = PROTOCOL["hidden"]
     return nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Dropout(0.0),
-                         nn.Linear(h1, h2), nn.ReLU(), nn.Dropout(0.0), nn.Linear(h2, 10))
+                         nn.Linear(h1, h2), nn.ReLU(), nn.Dropout(0.0), nn.Linear(h2, out))
 
 def sgd(model): return torch.optim.SGD(model.parameters(), lr=PROTOCOL["lr"], momentum=PROTOCOL["momentum"])
 
@@ -65,9 +69,15 @@ def _keep(y, n):
     "Indices of the first n // 10 samples of every class, in dataset order."
     return torch.cat([torch.nonzero(y == c).flatten()[:n // 10] for c in range(10)]).sort().values
 
-def train_and_eval(strategy, bm):
-    "Train on each experience, then evaluate on the whole test stream (both libraries share this API): last metrics, rates."
+def train_and_eval(strategy, bm, whole_stream:bool=False):
+    """Train on each experience, then evaluate on the whole test stream (both libraries share this API): last metrics, rates.
+    With `whole_stream` (joint training) one `train` call gets the whole stream, then one evaluation."""
     ttrain, teval, n_train, n_eval = Timer(), Timer(), 0, 0
+    if whole_stream:
+        with ttrain: strategy.train(bm.train_stream)
+        with teval: r = strategy.eval(bm.test_stream)
+        n_train = sum(len(e.dataset) for e in bm.train_stream) * PROTOCOL["train_epochs"]
+        return r, rates(ttrain, teval, n_train, sum(len(e.dataset) for e in bm.test_stream))
     for exp in bm.train_stream:
         with ttrain: strategy.train(exp)
         n_train += len(exp.dataset) * PROTOCOL["train_epochs"]

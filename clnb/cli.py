@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['parse_overrides', 'summarise', 'run', 'plot_accuracy_matrix', 'write_run', 'compare', 'list_text', 'main']
 
-# %% ../nbs/32_cli.ipynb #09828a8d
+# %% ../nbs/32_cli.ipynb #5f82b140
 import argparse, ast, csv, json, math, os, sys, time
 from pathlib import Path
 from typing import Optional, Sequence
 
-# %% ../nbs/32_cli.ipynb #3728827a
+# %% ../nbs/32_cli.ipynb #14d20438
 def _literal(s:str):
     "A flag's value as a Python literal when it is one (`500`, `0.1`, `True`, `[1, 2]`), else the string."
     try: return ast.literal_eval(s)
@@ -29,7 +29,7 @@ def parse_overrides(extra:Sequence[str]) -> dict:
         out[k.replace("-", "_")] = _literal(v)
     return out
 
-# %% ../nbs/32_cli.ipynb #5ef2c17b
+# %% ../nbs/32_cli.ipynb #07ac3b0c
 def summarise(R) -> dict:
     "Average accuracy, forgetting and BWT of a complete T x T accuracy matrix (nested lists or a tensor)."
     R = [list(map(float, r)) for r in (R.tolist() if hasattr(R, "tolist") else R)]
@@ -42,7 +42,7 @@ def summarise(R) -> dict:
         out["bwt"] = sum(last[j] - R[j][j] for j in range(T - 1)) / (T - 1)
     return out
 
-# %% ../nbs/32_cli.ipynb #df27a948
+# %% ../nbs/32_cli.ipynb #dedbbabd
 def _progress(iterable, total, desc, show):
     if not show: return iterable
     from tqdm.auto import tqdm
@@ -55,20 +55,20 @@ def _exp_line(exp, res, n) -> str:
     return (f"after experience {exp.current_experience} (classes {exp.classes_in_this_experience}): stream accuracy "
             f"{sum(stream) / max(len(stream), 1):.3f} | per experience " + " ".join(f"{acc(j):.3f}" for j in range(n)))
 
-def run(strategy:str="naive", benchmark:str="split_fmnist", model:str="mlp", epochs:int=1, seed:int=0,
+def run(strategy:str="naive", benchmark:str="split_fmnist", model:Optional[str]=None, epochs:Optional[int]=None, seed:int=0,
         lr:Optional[float]=None, momentum:Optional[float]=None, batch_size:Optional[int]=None, eval_batch_size:Optional[int]=None,
         train_size:Optional[int]=None, test_size:Optional[int]=None, device=None, out=None, progress:bool=True,
         verbose:bool=False, **overrides) -> dict:
-    "Train `strategy` on `benchmark` with the standard protocol; returns (and writes to `out`) its metrics."
+    "Train `strategy` on `benchmark` with the standard protocol and the registry's settings for the pair (`None`: the registry's value); returns (and writes to `out`) its metrics."
     import torch
     from clnb.registry import build_run, PROTOCOL, list_strategies, list_benchmarks, STRATEGIES, BENCHMARKS
     if strategy not in STRATEGIES: raise ValueError(f"strategy: unknown {strategy!r}; expected one of {', '.join(list_strategies())}")
     if benchmark not in BENCHMARKS: raise ValueError(f"benchmark: unknown {benchmark!r}; expected one of {', '.join(list_benchmarks())}")
     bkw = {k: v for k, v in dict(train_size=train_size, test_size=test_size).items() if v is not None}
-    kw = dict(train_epochs=epochs, device=device)
+    kw = dict(device=device)
+    if epochs is not None: kw["train_epochs"] = epochs
     if batch_size is not None: kw["train_mb_size"] = batch_size
     if eval_batch_size is not None: kw["eval_mb_size"] = eval_batch_size
-    lr = PROTOCOL["lr"] if lr is None else lr; momentum = PROTOCOL["momentum"] if momentum is None else momentum
     strat, bm = build_run(strategy, benchmark, model=model, seed=seed, lr=lr, momentum=momentum, benchmark_kw=bkw, **kw, **overrides)
     train_time = eval_time = 0.0
     if getattr(strat, "trains_on_whole_stream", False) or strategy == "joint":
@@ -82,8 +82,9 @@ def run(strategy:str="naive", benchmark:str="split_fmnist", model:str="mlp", epo
             if verbose: print(_exp_line(exp, res, len(bm.test_stream)))
         R = strat.evaluator.accuracy_matrix()
     stream_keys = [k for k in res if k.startswith("Top1_Acc_Stream/eval_phase/test_stream/")]
-    metrics = {"strategy": strategy, "benchmark": benchmark, "model": model if isinstance(model, str) else type(model).__name__,
-               "seed": seed, "epochs": epochs, "lr": lr, "momentum": momentum, "overrides": overrides,
+    group = strat.optimizer.param_groups[0]
+    metrics = {"strategy": strategy, "benchmark": benchmark, "model": type(strat.model).__name__,
+               "seed": seed, "epochs": strat.train_epochs, "lr": group["lr"], "momentum": group.get("momentum"), "overrides": overrides,
                "train_size": train_size, "test_size": test_size, "device": str(strat.device),
                "stream_accuracy": sum(res[k] for k in stream_keys) / max(len(stream_keys), 1),
                "accuracy_matrix": [[None if math.isnan(v) else v for v in r] for r in R.tolist()],
@@ -92,7 +93,7 @@ def run(strategy:str="naive", benchmark:str="split_fmnist", model:str="mlp", epo
     if out is not None: write_run(metrics, out)
     return metrics
 
-# %% ../nbs/32_cli.ipynb #7fdddf19
+# %% ../nbs/32_cli.ipynb #bacd10d0
 def plot_accuracy_matrix(R, title:str="", ax=None):
     "A heat map of the accuracy matrix R[i, j] (rows: after training experience i)."
     import matplotlib; import matplotlib.pyplot as plt
@@ -120,7 +121,7 @@ def write_run(metrics:dict, out) -> Path:
     ax.figure.tight_layout(); ax.figure.savefig(out / "accuracy_matrix.png", dpi=100); plt.close(ax.figure)
     return out
 
-# %% ../nbs/32_cli.ipynb #af6aaa44
+# %% ../nbs/32_cli.ipynb #a989ee9f
 def _mean_std(xs):
     xs = [x for x in xs if x is not None]
     if not xs: return float("nan"), float("nan")
@@ -157,7 +158,7 @@ def _plot_compare(runs:dict, path):
     ax.set_xlabel("experiences trained"); ax.set_ylabel("accuracy on experiences seen"); ax.set_ylim(0, 1); ax.legend()
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
-# %% ../nbs/32_cli.ipynb #2c1bca8c
+# %% ../nbs/32_cli.ipynb #39a39ad0
 def list_text() -> str:
     "Strategies (with their default hyperparameters and whether they are installed) and benchmarks."
     from clnb.registry import STRATEGIES, BENCHMARKS, strategy_status
@@ -173,8 +174,8 @@ def _parser():
     p = argparse.ArgumentParser(prog="clnb", description="clnb: continual learning from the command line")
     sub = p.add_subparsers(dest="cmd", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--benchmark", default="split_fmnist"); common.add_argument("--model", default="mlp")
-    common.add_argument("--epochs", type=int, default=1); common.add_argument("--lr", type=float, default=None)
+    common.add_argument("--benchmark", default="split_fmnist"); common.add_argument("--model", default=None)
+    common.add_argument("--epochs", type=int, default=None); common.add_argument("--lr", type=float, default=None)
     common.add_argument("--momentum", type=float, default=None); common.add_argument("--batch-size", type=int, default=None)
     common.add_argument("--eval-batch-size", type=int, default=None)
     common.add_argument("--train-size", type=int, default=None); common.add_argument("--test-size", type=int, default=None)
@@ -210,6 +211,6 @@ def main(argv:Optional[Sequence[str]]=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
         print(f"clnb {args.cmd}: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/32_cli.ipynb #e472d3ca
+# %% ../nbs/32_cli.ipynb #0c795d24
 #| eval: false
 if __name__ == "__main__": sys.exit(main())

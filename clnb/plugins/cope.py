@@ -20,12 +20,12 @@ class ClassBalancedReservoir:
     def __init__(self,
                  max_size:int,        # the most samples the memory holds
                  n_classes:int,       # labels are in [0, n_classes)
-                 update_every:int=1): # apply the offers every `update_every` calls to `add`, in one update (1: at once)
+                 update_every:int=1): # apply the offers every `update_every` calls to `add` (or once they hold `max_size` samples), in one update (1: at once)
         for v, n in ((max_size, "max_size"), (n_classes, "n_classes"), (update_every, "update_every")):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise ValueError(f"{n}: expected a positive int, got {v!r}")
         self.max_size, self.n_classes, self.update_every = max_size, n_classes, update_every
         self.n = 0                                   # samples held = min(max_size, samples applied), known without a sync
-        self._pending = []                           # offers not applied yet
+        self._pending, self._pending_rows = [], 0    # offers not applied yet, and their samples
         self.x = self.y = self.t = self.key = None   # max_size + 1 rows; the last is a scratch row for rejected samples
 
     def __len__(self): return self.n
@@ -68,15 +68,15 @@ def add(self:ClassBalancedReservoir, x:Tensor, y:Tensor, t:Optional[Tensor]=None
     if len(x) != len(y): raise ValueError(f"y: expected {len(x)} labels (one per row of x), got {len(y)}")
     if t is not None and len(t) != len(x): raise ValueError(f"t: expected {len(x)} task labels (one per row of x), got {len(t)}")
     if len(x) == 0: return
-    self._pending.append((x, y, torch.zeros_like(y) if t is None else t))
-    if len(self._pending) >= self.update_every: self.flush()
+    self._pending.append((x, y, torch.zeros_like(y) if t is None else t)); self._pending_rows += len(x)
+    if len(self._pending) >= self.update_every or self._pending_rows >= self.max_size: self.flush()
 
 @patch
 def flush(self:ClassBalancedReservoir):
     "Apply the pending offers in one update."
     if not self._pending: return
     x, y, t = (torch.cat(v) if len(v) > 1 else v[0] for v in zip(*self._pending))
-    self._pending = []
+    self._pending, self._pending_rows = [], 0
     self._insert(x, y, t)
 
 @patch
@@ -261,9 +261,14 @@ def after_forward(self:CoPEPlugin, strategy, **kwargs):
 
 @patch
 @torch.no_grad()
-def after_training_exp(self:CoPEPlugin, strategy, **kwargs):
-    "Move each prototype towards its class's mean embedding in this experience, and offer the experience's samples to the memory."
+def after_training_iteration(self:CoPEPlugin, strategy, **kwargs):
+    "Move each prototype towards its class's mean embedding in this minibatch."
     self.update_prototypes()
+
+@patch
+@torch.no_grad()
+def after_training_exp(self:CoPEPlugin, strategy, **kwargs):
+    "Offer the experience's samples to the memory."
     ds = strategy.experience.dataset
     self.memory.add(ds.x, ds.y, ds.t)
 
