@@ -47,7 +47,14 @@ def mlp(out:int=10) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Dropout(0.0),
                          nn.Linear(h1, h2), nn.ReLU(), nn.Dropout(0.0), nn.Linear(h2, out))
 
-def sgd(model): return torch.optim.SGD(model.parameters(), lr=PROTOCOL["lr"], momentum=PROTOCOL["momentum"])
+TRAINING_KEYS = ("lr", "momentum", "train_mb_size", "train_epochs")
+
+def split_params(params:dict):
+    "A strategy's settings split into training settings (the protocol's, updated by the strategy's) and its own hyperparameters."
+    training = {k: params.get(k, PROTOCOL[k]) for k in TRAINING_KEYS}
+    return training, {k: v for k, v in params.items() if k not in TRAINING_KEYS}
+
+def sgd(model, lr=PROTOCOL["lr"], momentum=PROTOCOL["momentum"]): return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 
 def peak_rss_mb() -> float:
     "Peak resident memory of this process so far, in MB."
@@ -69,18 +76,18 @@ def _keep(y, n):
     "Indices of the first n // 10 samples of every class, in dataset order."
     return torch.cat([torch.nonzero(y == c).flatten()[:n // 10] for c in range(10)]).sort().values
 
-def train_and_eval(strategy, bm, whole_stream:bool=False):
+def train_and_eval(strategy, bm, whole_stream:bool=False, epochs:int=PROTOCOL["train_epochs"]):
     """Train on each experience, then evaluate on the whole test stream (both libraries share this API): last metrics, rates.
     With `whole_stream` (joint training) one `train` call gets the whole stream, then one evaluation."""
     ttrain, teval, n_train, n_eval = Timer(), Timer(), 0, 0
     if whole_stream:
         with ttrain: strategy.train(bm.train_stream)
         with teval: r = strategy.eval(bm.test_stream)
-        n_train = sum(len(e.dataset) for e in bm.train_stream) * PROTOCOL["train_epochs"]
+        n_train = sum(len(e.dataset) for e in bm.train_stream) * epochs
         return r, rates(ttrain, teval, n_train, sum(len(e.dataset) for e in bm.test_stream))
     for exp in bm.train_stream:
         with ttrain: strategy.train(exp)
-        n_train += len(exp.dataset) * PROTOCOL["train_epochs"]
+        n_train += len(exp.dataset) * epochs
         with teval: r = strategy.eval(bm.test_stream)
         n_eval += sum(len(e.dataset) for e in bm.test_stream)
     return r, rates(ttrain, teval, n_train, n_eval)

@@ -23,16 +23,18 @@ sys.path.insert(0, str(HERE))
 def clnb_strategies(wanted):
     "Registry names to run: the importable ones (and why the others are skipped)."
     sys.path.insert(0, str(ROOT))
-    from clnb.registry import strategy_status, STRATEGIES
+    from clnb.registry import strategy_status, STRATEGIES, run_settings
     status = strategy_status()
     names = list(STRATEGIES) if wanted is None else wanted
-    run, skipped = [], {}
+    run, skipped, params = [], {}, {}
     for n in names:
-        if n not in status: skipped[n] = "not in clnb.registry"
-        elif status[n] != "available": skipped[n] = status[n]
-        elif n == "expert_gate": skipped[n] = "needs an ExpertGate model and task labels (not the class-incremental workload)"
-        else: run.append(n)
-    return run, skipped, {n: STRATEGIES[n].params for n in run}
+        if n not in status: skipped[n] = "not in clnb.registry"; continue
+        if status[n] != "available": skipped[n] = status[n]; continue
+        try: settings = run_settings(n, "split_fmnist")   # what the method needs on this benchmark (GDumb's epochs, CoPE's minibatch)
+        except ValueError as e: skipped[n] = str(e); continue
+        run.append(n)
+        params[n] = {**STRATEGIES[n].params, **{k: v for k, v in settings.items() if k not in ("model", "model_kw")}}
+    return run, skipped, params
 
 def worker(python, script, args, env, timeout):
     "Run one worker process; its BENCH_RESULT row, or an error row."
@@ -77,7 +79,7 @@ def add_ratios(rows):
                 r[f"acc_minus_avalanche_{data}"] = r["final_acc"] - av["final_acc"]
     return rows
 
-def markdown(rows, meta, skipped, errors):
+def markdown(rows, meta, skipped, errors, params=None):
     def f(r, k, fmt=".2f"):
         "wall / cpu"
         if r.get(k) is None: return ""
@@ -95,6 +97,11 @@ def markdown(rows, meta, skipped, errors):
             f(r, "train_sps", ",.0f"), f(r, "eval_sps", ",.0f"), format(r["peak_rss_mb"], ",.0f"), f(r, "train_time_vs_naive"),
             f(r, "train_vs_floor"), f(r, "eval_vs_floor"), f(r, "train_vs_avalanche_docs"), f(r, "train_vs_avalanche_tensors"),
             f(r, "eval_vs_avalanche_docs"), f(r, "eval_vs_avalanche_tensors")]) + " |")
+    own = params or {}
+    if own:
+        lines += ["", "Hyperparameters of each strategy (`clnb.registry`: its parameters and its settings for `split_fmnist`, "
+                  "given to both libraries; `lr`, `momentum`, `train_mb_size`, `train_epochs` replace the protocol's):"]
+        lines += [f"- {k}: {json.dumps(v)}" for k, v in own.items()]
     if skipped:
         lines += ["", "Skipped:"] + [f"- {k}: {v}" for k, v in skipped.items()]
     if errors:
@@ -147,9 +154,9 @@ def main():
                 load_start=round(load_start, 1), load_end=round(os.getloadavg()[0], 1), total_s=round(time.perf_counter() - t_start, 1),
                 python=sys.version.split()[0])
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    md = markdown(table, meta, skipped, errors)
+    md = markdown(table, meta, skipped, errors, params)
     (out / "results.md").write_text(md)
-    (out / "results.json").write_text(json.dumps(dict(meta=meta, table=table, runs=rows, skipped=skipped), indent=1))
+    (out / "results.json").write_text(json.dumps(dict(meta=meta, table=table, runs=rows, skipped=skipped, params=params), indent=1))
     print("\n" + md + f"\n(total {meta['total_s']} s; written to {out}/results.md and results.json)")
 
 if __name__ == "__main__":

@@ -50,16 +50,17 @@ def main(a):
     bm = benchmark(a)
     setup_s = time.perf_counter() - t0
     torch.manual_seed(C.PROTOCOL["seed"])
-    model = C.mlp(C.output_size(a.strategy, json.loads(a.params)))
+    tr, own = C.split_params(json.loads(a.params))
+    model = C.mlp(C.output_size(a.strategy, own))
     name, renames = STRATEGY_CLASSES[a.strategy]
-    params = {renames.get(k, k): v for k, v in json.loads(a.params).items() if k not in DROPPED.get(a.strategy, ())}
+    params = {renames.get(k, k): v for k, v in own.items() if k not in DROPPED.get(a.strategy, ())}
     if a.strategy == "cwr_star": params["cwr_layer_name"] = "7"  # the last Linear of C.mlp() (clnb's MLP calls it 'classifier')
     evaluator = EvaluationPlugin(accuracy_metrics(epoch=True, experience=True, stream=True),
                                  loss_metrics(epoch=True, experience=True, stream=True), loggers=[])
-    s = getattr(T, name)(model=model, optimizer=C.sgd(model), criterion=torch.nn.CrossEntropyLoss(),
-                         train_mb_size=C.PROTOCOL["train_mb_size"], train_epochs=C.PROTOCOL["train_epochs"],
+    s = getattr(T, name)(model=model, optimizer=C.sgd(model, tr["lr"], tr["momentum"]), criterion=torch.nn.CrossEntropyLoss(),
+                         train_mb_size=tr["train_mb_size"], train_epochs=tr["train_epochs"],
                          eval_mb_size=C.PROTOCOL["eval_mb_size"], device="cpu", evaluator=evaluator, **params)
-    r, times = C.train_and_eval(s, bm, whole_stream=a.strategy == "joint")
+    r, times = C.train_and_eval(s, bm, whole_stream=a.strategy == "joint", epochs=tr["train_epochs"])
     import avalanche
     C.report(library=f"avalanche {avalanche.__version__}", strategy=a.strategy, data=a.data,
              final_acc=r["Top1_Acc_Stream/eval_phase/test_stream/Task000"], setup_s=setup_s, **times)

@@ -16,10 +16,11 @@ def main(a):
     bm = split_fmnist(n_experiences=C.PROTOCOL["n_experiences"], seed=None, train_size=a.train_size, test_size=a.test_size)
     setup_s = time.perf_counter() - t0
     torch.manual_seed(C.PROTOCOL["seed"])
-    model = MLP(784, C.PROTOCOL["hidden"], C.output_size(a.strategy, json.loads(a.params)))
-    s = build_strategy(a.strategy, model, C.sgd(model), device="cpu", train_mb_size=C.PROTOCOL["train_mb_size"],
-                       train_epochs=C.PROTOCOL["train_epochs"], eval_mb_size=C.PROTOCOL["eval_mb_size"], **json.loads(a.params))
-    r, times = C.train_and_eval(s, bm, whole_stream=a.strategy == "joint")
+    tr, params = C.split_params(json.loads(a.params))
+    model = MLP(784, C.PROTOCOL["hidden"], C.output_size(a.strategy, params))
+    s = build_strategy(a.strategy, model, C.sgd(model, tr["lr"], tr["momentum"]), device="cpu", train_mb_size=tr["train_mb_size"],
+                       train_epochs=tr["train_epochs"], eval_mb_size=C.PROTOCOL["eval_mb_size"], **params)
+    r, times = C.train_and_eval(s, bm, whole_stream=a.strategy == "joint", epochs=tr["train_epochs"])
     C.report(library="clnb", strategy=a.strategy, data="tensors", final_acc=r["Top1_Acc_Stream/eval_phase/test_stream/Task000"],
              setup_s=setup_s, **times)
 
