@@ -11,6 +11,7 @@ with no logger printing.
 """
 import json, tempfile, time, warnings
 import torch
+import inspect
 import common as C
 
 STRATEGY_CLASSES = {  # clnb registry name -> avalanche.training class, parameter renames
@@ -57,7 +58,10 @@ def main(a):
     if a.strategy == "cwr_star": params["cwr_layer_name"] = "7"  # the last Linear of C.mlp() (clnb's MLP calls it 'classifier')
     evaluator = EvaluationPlugin(accuracy_metrics(epoch=True, experience=True, stream=True),
                                  loss_metrics(epoch=True, experience=True, stream=True), loggers=[])
-    s = getattr(T, name)(model=model, optimizer=C.sgd(model, tr["lr"], tr["momentum"]), criterion=torch.nn.CrossEntropyLoss(),
+    cls = getattr(T, name)
+    accepted = inspect.signature(cls.__init__).parameters
+    params = {k: v for k, v in params.items() if k in accepted}   # clnb-only options (e.g. EWC's importance_samples) have no counterpart
+    s = cls(model=model, optimizer=C.sgd(model, tr["lr"], tr["momentum"]), criterion=torch.nn.CrossEntropyLoss(),
                          train_mb_size=tr["train_mb_size"], train_epochs=tr["train_epochs"],
                          eval_mb_size=C.PROTOCOL["eval_mb_size"], device="cpu", evaluator=evaluator, **params)
     r, times = C.train_and_eval(s, bm, whole_stream=a.strategy == "joint", epochs=tr["train_epochs"])
