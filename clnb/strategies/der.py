@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DER']
 
-# %% ../../nbs/20_der.ipynb #5ebd3881
+# %% ../../nbs/20_der.ipynb #b7f5f2e5
 from typing import Optional
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from ..template import SupervisedTemplate, _is_multitask
 from ..evaluation import default_evaluator
 from ..plugins.replay import Buffer
 
-# %% ../../nbs/20_der.ipynb #028e70b7
+# %% ../../nbs/20_der.ipynb #a8d17a89
 def _check_nonneg(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
         raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
@@ -47,29 +47,52 @@ class DER(SupervisedTemplate):
         self.update_future_logits = True   # X-DER's update of the logits of classes learnt after a sample was stored
         self.future_logits_gamma = 0.85    # updated logits are scaled to stay below gamma x the ground-truth logit (None: no scaling)
         self.seen_classes = set()          # classes of the experiences trained so far
+        self.mse_seen_only = True          # average the MSE over the columns of the labels seen so far (False: all columns, as the authors' code)
+        self.seen_cols = None              # bool tensor: the output columns whose label has appeared in a training minibatch
         self._n_cur = self._n_mem = 0      # current and buffer samples in the minibatch
-        self._cur = self._mem_logits = None
+        self._k, self._cur, self._mem_logits = 0, None, None
+
+    def _draw(self, k:int):
+        "Indices of min(k, len(buffer)) distinct buffer samples, uniformly at random (without replacement, as in the paper)."
+        return torch.randperm(len(self.buffer), device=self.buffer.device)[:k]
 
     def _unpack_minibatch(self):
-        "During training, append buffer samples (k for DER, 2k for DER++) to the current minibatch."
+        "During training, append buffer samples (one draw for DER, two independent draws for DER++) to the current minibatch."
         super()._unpack_minibatch()
         if not self.is_training: return
         x, y, t = self.mbatch[0], self.mbatch[1], self.mbatch[-1]
         self._cur, self._n_cur, self._n_mem = (x, y, t), len(x), 0
         if len(self.buffer) == 0: return
         k = self.batch_size_mem
-        m = self.buffer.sample(2 * k if self.beta > 0 else k)
-        self._mem_logits, self._n_mem = m["logits"][:k], len(m["y"])
-        self.mbatch = [torch.cat([x, m["x"]]), torch.cat([y, m["y"]]), torch.cat([t, m["t"]])]
+        idx = torch.cat([self._draw(k), self._draw(k)]) if self.beta > 0 else self._draw(k)
+        f = self.buffer.fields
+        self._k = min(k, len(self.buffer))        # samples per draw
+        self._mem_logits, self._n_mem = f["logits"][idx[:self._k]], len(idx)
+        self.mbatch = [torch.cat([x, f["x"][idx]]), torch.cat([y, f["y"][idx]]), torch.cat([t, f["t"][idx]])]
 
     def criterion(self):
         "CE on the current data + alpha * MSE to the stored logits (+ beta * CE on buffer labels for DER++)."
-        if not self.is_training or self._n_mem == 0: return self._criterion(self.mb_output, self.mb_y)
-        n, k, out, y = self._n_cur, self.batch_size_mem, self.mb_output, self.mb_y
+        if not self.is_training: return self._criterion(self.mb_output, self.mb_y)
+        n, k, out, y = self._n_cur, self._k, self.mb_output, self.mb_y
         self._check_width(out)
-        loss = self._criterion(out[:n], y[:n]) + self.alpha * F.mse_loss(out[n:n+k], self._mem_logits)
+        self._mark_seen(y[:n], out.shape[1])
+        loss = self._criterion(out[:n], y[:n])
+        if self._n_mem == 0: return loss
+        loss = loss + self.alpha * self._logit_mse(out[n:n+k], self._mem_logits)
         if self.beta > 0: loss = loss + self.beta * self._criterion(out[n+k:], y[n+k:])
         return loss
+
+    def _mark_seen(self, y, width):
+        "Record the labels of the current minibatch among the seen columns (on the device, no host sync)."
+        if self.seen_cols is None or len(self.seen_cols) != width:
+            self.seen_cols = torch.zeros(width, dtype=torch.bool, device=y.device)
+        self.seen_cols[y] = True
+
+    def _logit_mse(self, out, z):
+        "Mean squared error between outputs and stored logits: over all columns, or over the columns of the labels seen so far."
+        if not self.mse_seen_only: return F.mse_loss(out, z)
+        w = self.seen_cols.to(out.dtype)
+        return ((out - z).pow(2) * w).sum() / (len(out) * w.sum())
 
     def optimizer_step(self):
         "Update the weights, then offer the current minibatch and its logits to the reservoir."
