@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DER']
 
-# %% ../../nbs/20_der.ipynb #b7f5f2e5
+# %% ../../nbs/20_der.ipynb #44d3bec3
 from typing import Optional
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from ..template import SupervisedTemplate, _is_multitask
 from ..evaluation import default_evaluator
 from ..plugins.replay import Buffer
 
-# %% ../../nbs/20_der.ipynb #a8d17a89
+# %% ../../nbs/20_der.ipynb #87a53843
 def _check_nonneg(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
         raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
