@@ -5,21 +5,21 @@
 # %% auto #0
 __all__ = ['agem_project', 'AGEMPlugin']
 
-# %% ../../nbs/16_agem.ipynb #4ed82412
+# %% ../../nbs/16_agem.ipynb #6a579bb6
 from typing import Optional
 import torch
 from torch import nn, Tensor
 from ..data import CLDataset
 from .gem import EpisodicMemory, trainable_params, flat_grad, write_grad, loss_gradient, sample_patterns, _check_positive_int
 
-# %% ../../nbs/16_agem.ipynb #055ec29a
+# %% ../../nbs/16_agem.ipynb #33f9a9d5
 def agem_project(g:Tensor, ref:Tensor, eps:float=1e-12) -> Tensor:
     "Project `g` in place onto {z : <z, ref> >= 0}; returns whether it projected (a bool tensor, no host sync)."
     dot = g @ ref
     g.sub_(ref * (dot.clamp(max=0) / (ref @ ref).clamp(min=eps)))
     return dot < 0
 
-# %% ../../nbs/16_agem.ipynb #0c9761d4
+# %% ../../nbs/16_agem.ipynb #ed9c1aa5
 class AGEMPlugin(EpisodicMemory):
     "Average Gradient Episodic Memory: project the gradient when it would increase the loss on a random sample of the memory."
     supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)

@@ -6,7 +6,7 @@
 __all__ = ['trainable_params', 'flat_grad', 'write_grad', 'sample_patterns', 'EpisodicMemory', 'reference_gradients',
            'loss_gradient', 'solve_box_qp', 'solve_dual', 'GEMPlugin', 'run_stream']
 
-# %% ../../nbs/15_gem.ipynb #d1d4b040
+# %% ../../nbs/15_gem.ipynb #f89ac006
 import warnings
 from typing import Optional
 import numpy as np
@@ -15,7 +15,7 @@ from torch import nn, Tensor
 from ..data import CLDataset, from_dataset
 from ..template import SupervisedPlugin, _is_multitask
 
-# %% ../../nbs/15_gem.ipynb #130ad77d
+# %% ../../nbs/15_gem.ipynb #7a836bee
 def trainable_params(model:nn.Module) -> list:
     "The parameters of `model` that require gradients, in `parameters()` order."
     return [p for p in model.parameters() if p.requires_grad]
@@ -29,7 +29,7 @@ def write_grad(params, flat:Tensor):
     pairs = [(p.grad, v) for p, v in zip(params, flat.split([p.numel() for p in params])) if p.grad is not None]
     if pairs: torch._foreach_copy_([g for g, _ in pairs], [v.view_as(g) for g, v in pairs])
 
-# %% ../../nbs/15_gem.ipynb #284ae5e1
+# %% ../../nbs/15_gem.ipynb #38f7168c
 def sample_patterns(dataset, n:int):
     "`n` random patterns of `dataset` (all when it holds fewer) as tensors `(x, y, t)`, its transform applied."
     if not isinstance(dataset, CLDataset):  # any torch Dataset: read only the chosen items
@@ -71,7 +71,7 @@ class EpisodicMemory(SupervisedPlugin):
                 + ([len(self.memory_y[k]) for k in keys],)
         return self._stacked  # cached until the memory changes (built once per experience)
 
-# %% ../../nbs/15_gem.ipynb #f87055b1
+# %% ../../nbs/15_gem.ipynb #16a1e0cb
 def reference_gradients(model:nn.Module,      # the model, in the mode it trains in
                         criterion,            # loss(output, y), averaged over the batch
                         x:Tensor, y:Tensor, t:Tensor, # all memories concatenated (inputs, labels, task labels)
@@ -106,7 +106,7 @@ def _vmapped_gradients(model, criterion, x, y, t, k, out):
     gs = vmap(grad(loss), in_dims=(None, 0, 0, 0), randomness="different")(params, shape(x), shape(y), shape(t))
     torch.cat([g.reshape(k, -1) for g in gs.values()], dim=1, out=out)
 
-# %% ../../nbs/15_gem.ipynb #aad3ca0a
+# %% ../../nbs/15_gem.ipynb #afa58406
 def solve_box_qp(P:np.ndarray, q:np.ndarray, lower:float, v:Optional[np.ndarray]=None, iters:int=10000, tol:float=1e-12) -> np.ndarray:
     "argmin over v >= lower of 1/2 v'Pv + q'v by projected coordinate descent from `v` (P positive semi-definite)."
     v = np.full(len(q), float(lower)) if v is None else np.maximum(v, lower)
@@ -129,7 +129,7 @@ def solve_dual(P:np.ndarray, q:np.ndarray, lower:float, eps:float=1e-3, polish:i
     except ValueError: return solve_box_qp(P, q, lower), True       # "constraints are inconsistent" and kin
     return solve_box_qp(P, q, lower, v, iters=polish), False
 
-# %% ../../nbs/15_gem.ipynb #cae57485
+# %% ../../nbs/15_gem.ipynb #6e85acc9
 class GEMPlugin(EpisodicMemory):
     "Gradient Episodic Memory: project each gradient so that it does not increase the loss on any previous experience's memory."
     supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
@@ -182,7 +182,7 @@ class GEMPlugin(EpisodicMemory):
         self.n_projections += 1; self.n_fallbacks += fell_back
         return torch.addmv(g, G.T, torch.as_tensor(v, dtype=G.dtype).to(G.device, non_blocking=True))
 
-# %% ../../nbs/15_gem.ipynb #d5393ae2
+# %% ../../nbs/15_gem.ipynb #61dd3e07
 def run_stream(strategy, benchmark, verbose:bool=False):
     "Train `strategy` on each experience of `benchmark`, evaluating the test stream after each; `(R, train_seconds)`."
     import time
