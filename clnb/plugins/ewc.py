@@ -7,7 +7,7 @@ __all__ = ['pad_to_shape', 'model_output', 'per_sample_losses', 'linear_only', '
            'weighted_sq_distance', 'EWCPlugin', 'average_forgetting', 'holdout_benchmark', 'run_protocol',
            'compare_to_naive', 'screen']
 
-# %% ../../nbs/12_ewc.ipynb #b6972a93
+# %% ../../nbs/12_ewc.ipynb #14685c37
 import time, warnings
 from typing import Dict, Optional
 import torch
@@ -16,7 +16,7 @@ from ..template import SupervisedPlugin, _is_multitask
 from ..engine import make_loader
 from ..data import patch
 
-# %% ../../nbs/12_ewc.ipynb #71145c42
+# %% ../../nbs/12_ewc.ipynb #2bb0c0e4
 def pad_to_shape(t:Tensor, shape) -> Tensor:
     "`t` zero-padded at the end of each dimension up to `shape` (for a parameter that grew); `t` itself if the shape matches."
     shape = tuple(shape)
@@ -27,7 +27,7 @@ def pad_to_shape(t:Tensor, shape) -> Tensor:
     out[tuple(slice(0, n) for n in t.shape)] = t
     return out
 
-# %% ../../nbs/12_ewc.ipynb #bfc23925
+# %% ../../nbs/12_ewc.ipynb #88937a61
 def model_output(model:nn.Module, x:Tensor, t) -> Tensor:
     "The model's output on `x`, with task labels `t` for multi-task models (as the template calls it)."
     return model(x, t) if _is_multitask(model) else model(x)
@@ -44,7 +44,7 @@ def linear_only(model:nn.Module) -> bool:
 class NotPerSample(RuntimeError):
     "A linear layer was called twice in one forward, or on a batch that is not 2-D: the `linear` shortcut does not apply."
 
-# %% ../../nbs/12_ewc.ipynb #5fb9b967
+# %% ../../nbs/12_ewc.ipynb #9d08776c
 def _fisher_linear(model, criterion, x, y, t, fisher):
     "Add the batch's summed squared per-sample gradients to `fisher`, for a model whose trainable layers are `nn.Linear`."
     names = {m: n for n, m in model.named_modules() if isinstance(m, nn.Linear)}
@@ -80,7 +80,7 @@ def _fisher_vmap(model, criterion, x, y, t, fisher):
     for xg, yg, k in groups:
         for n, g in per_sample_grads(params, xg, yg, k).items(): fisher[n].add_(g.square().sum(0))
 
-# %% ../../nbs/12_ewc.ipynb #e946c71a
+# %% ../../nbs/12_ewc.ipynb #a3b4ba6f
 def fisher_diagonal(model:nn.Module,          # the model, at the weights to consolidate
                     criterion,                # per-sample loss: criterion(output[None], y[None]) is sample n's loss
                     dataset,                  # the samples to average over (a CLDataset, or any [x, y(, t)] dataset)
@@ -126,7 +126,7 @@ def _fisher_pass(model, criterion, dataset, batch_size, device, method, params):
     torch._foreach_div_(list(fisher.values()), n)
     return fisher
 
-# %% ../../nbs/12_ewc.ipynb #45a1542f
+# %% ../../nbs/12_ewc.ipynb #d8d31abf
 def weighted_sq_distance(params, anchors, roots) -> Tensor:
     "sum_i (r_i (p_i - a_i))^2 over lists of tensors, with three `torch._foreach_*` calls (differentiable, no host sync)."
     d = torch._foreach_sub(params, anchors)
@@ -142,7 +142,7 @@ def _check_number(v, name, low=0.0, high=None):
 class EWCPlugin(SupervisedPlugin):
     "Elastic Weight Consolidation: a Fisher-weighted quadratic penalty that keeps past experiences' important weights in place."
     supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
-    checkpoint_exclude = ("_cache",)   # references to the live parameters, rebuilt on demand
+    checkpoint_exclude = ("_cache", "_rd")   # references to the live parameters, rebuilt on demand; the last iteration's residuals
     def __init__(self,
                  ewc_lambda:float,                 # weight of the penalty in the loss (lambda)
                  mode:str="separate",              # 'separate': one penalty per past experience; 'online': one decayed Fisher
@@ -168,9 +168,9 @@ class EWCPlugin(SupervisedPlugin):
         self.saved_params: Dict[int, Dict[str, Tensor]] = {}   # experience -> weights at the end of it
         self.importances: Dict[int, Dict[str, Tensor]] = {}    # experience -> Fisher (online: the running, decayed one)
         self.importance_seconds = 0.0                          # time spent in the Fisher passes (host clock)
-        self._cache = None
+        self._cache, self._rd = None, None
 
-# %% ../../nbs/12_ewc.ipynb #0817063c
+# %% ../../nbs/12_ewc.ipynb #31474623
 @patch
 @torch.no_grad()
 def compute_importances(self:EWCPlugin, model, criterion, optimizer, dataset, device, batch_size):
@@ -191,7 +191,7 @@ def update_importances(self:EWCPlugin, importances:Dict[str, Tensor], t:int):
     self.importances[t] = importances
     self._cache = None
 
-# %% ../../nbs/12_ewc.ipynb #fa3449d3
+# %% ../../nbs/12_ewc.ipynb #d95f25d8
 @patch
 @torch.no_grad()
 def _pad_to_model(self:EWCPlugin, model):
@@ -231,7 +231,7 @@ def penalty(self:EWCPlugin, model=None) -> Tensor:
     if not params: return torch.zeros(())
     return (self.ewc_lambda / 2) * (weighted_sq_distance(params, means, roots) + const)
 
-# %% ../../nbs/12_ewc.ipynb #411d88dd
+# %% ../../nbs/12_ewc.ipynb #6e51ac64
 @patch
 def before_training_exp(self:EWCPlugin, strategy, **kwargs):
     "Pad what grew and fold the past experiences for this experience's penalty."
@@ -240,10 +240,28 @@ def before_training_exp(self:EWCPlugin, strategy, **kwargs):
 
 @patch
 def before_backward(self:EWCPlugin, strategy, **kwargs):
-    "Compute EWC penalty and add it to the loss."
+    "Compute EWC penalty and add it to the loss (its value; `after_backward` adds its gradient)."
+    self._rd = None
     if not self.importances or self.ewc_lambda == 0: return
     if self._cache is None: self._build_cache(strategy.model)
-    strategy.loss = strategy.loss + self.penalty(strategy.model)
+    params, roots, means, const = self._cache
+    if not params: return
+    with torch.no_grad():
+        rd = torch._foreach_sub(params, means); torch._foreach_mul_(rd, roots)   # sqrt(A) (theta - m)
+        value = (self.ewc_lambda / 2) * (torch.stack(torch._foreach_norm(rd)).square().sum() + const)
+    self._rd = rd
+    strategy.loss = strategy.loss + value
+
+@patch
+@torch.no_grad()
+def after_backward(self:EWCPlugin, strategy, **kwargs):
+    "Add the penalty's gradient lambda A (theta - m) = lambda sqrt(A) * rd to the parameters' gradients."
+    if self._rd is None: return
+    params, roots = self._cache[0], self._cache[1]
+    for p in params:
+        if p.grad is None: p.grad = torch.zeros_like(p)   # a parameter the minibatch did not reach (an old task's head)
+    torch._foreach_addcmul_([p.grad for p in params], roots, self._rd, value=self.ewc_lambda)
+    self._rd = None
 
 @patch
 def after_training_exp(self:EWCPlugin, strategy, **kwargs):
@@ -257,7 +275,7 @@ def after_training_exp(self:EWCPlugin, strategy, **kwargs):
     self._cache = None
     self.importance_seconds += time.perf_counter() - t0
 
-# %% ../../nbs/12_ewc.ipynb #d0ebcae9
+# %% ../../nbs/12_ewc.ipynb #513bcc18
 def average_forgetting(R:Tensor) -> float:
     "Mean over all but the last experience of the best accuracy it ever had minus its final accuracy."
     T = R.shape[0]
@@ -306,7 +324,7 @@ def run_protocol(plugins=(),                  # the plugins of the strategy (non
     R = s.evaluator.accuracy_matrix()
     return dict(R=R, accuracy=R[-1].mean().item(), forgetting=average_forgetting(R), seconds=seconds)
 
-# %% ../../nbs/12_ewc.ipynb #74d4698a
+# %% ../../nbs/12_ewc.ipynb #41bad51a
 def _stat(rs, k):
     v = torch.tensor([r[k] for r in rs])
     return v.mean().item(), (v.std().item() if len(rs) > 1 else 0.)
