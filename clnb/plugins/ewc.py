@@ -7,7 +7,7 @@ __all__ = ['pad_to_shape', 'model_output', 'per_sample_losses', 'linear_only', '
            'weighted_sq_distance', 'EWCPlugin', 'average_forgetting', 'holdout_benchmark', 'run_protocol',
            'compare_to_naive', 'screen']
 
-# %% ../../nbs/12_ewc.ipynb #14685c37
+# %% ../../nbs/12_ewc.ipynb #1e2ecdcf
 import time, warnings
 from typing import Dict, Optional
 import torch
@@ -16,7 +16,7 @@ from ..template import SupervisedPlugin, _is_multitask
 from ..engine import make_loader
 from ..data import patch
 
-# %% ../../nbs/12_ewc.ipynb #2bb0c0e4
+# %% ../../nbs/12_ewc.ipynb #0c00baff
 def pad_to_shape(t:Tensor, shape) -> Tensor:
     "`t` zero-padded at the end of each dimension up to `shape` (for a parameter that grew); `t` itself if the shape matches."
     shape = tuple(shape)
@@ -27,7 +27,7 @@ def pad_to_shape(t:Tensor, shape) -> Tensor:
     out[tuple(slice(0, n) for n in t.shape)] = t
     return out
 
-# %% ../../nbs/12_ewc.ipynb #88937a61
+# %% ../../nbs/12_ewc.ipynb #8aab57fa
 def model_output(model:nn.Module, x:Tensor, t) -> Tensor:
     "The model's output on `x`, with task labels `t` for multi-task models (as the template calls it)."
     return model(x, t) if _is_multitask(model) else model(x)
@@ -44,7 +44,7 @@ def linear_only(model:nn.Module) -> bool:
 class NotPerSample(RuntimeError):
     "A linear layer was called twice in one forward, or on a batch that is not 2-D: the `linear` shortcut does not apply."
 
-# %% ../../nbs/12_ewc.ipynb #9d08776c
+# %% ../../nbs/12_ewc.ipynb #aa2a7cc9
 def _fisher_linear(model, criterion, x, y, t, fisher):
     "Add the batch's summed squared per-sample gradients to `fisher`, for a model whose trainable layers are `nn.Linear`."
     names = {m: n for n, m in model.named_modules() if isinstance(m, nn.Linear)}
@@ -80,7 +80,7 @@ def _fisher_vmap(model, criterion, x, y, t, fisher):
     for xg, yg, k in groups:
         for n, g in per_sample_grads(params, xg, yg, k).items(): fisher[n].add_(g.square().sum(0))
 
-# %% ../../nbs/12_ewc.ipynb #a3b4ba6f
+# %% ../../nbs/12_ewc.ipynb #2f045ce3
 def fisher_diagonal(model:nn.Module,          # the model, at the weights to consolidate
                     criterion,                # per-sample loss: criterion(output[None], y[None]) is sample n's loss
                     dataset,                  # the samples to average over (a CLDataset, or any [x, y(, t)] dataset)
@@ -126,7 +126,7 @@ def _fisher_pass(model, criterion, dataset, batch_size, device, method, params):
     torch._foreach_div_(list(fisher.values()), n)
     return fisher
 
-# %% ../../nbs/12_ewc.ipynb #d8d31abf
+# %% ../../nbs/12_ewc.ipynb #1beb5b7c
 def weighted_sq_distance(params, anchors, roots) -> Tensor:
     "sum_i (r_i (p_i - a_i))^2 over lists of tensors, with three `torch._foreach_*` calls (differentiable, no host sync)."
     d = torch._foreach_sub(params, anchors)
@@ -170,7 +170,7 @@ class EWCPlugin(SupervisedPlugin):
         self.importance_seconds = 0.0                          # time spent in the Fisher passes (host clock)
         self._cache, self._rd = None, None
 
-# %% ../../nbs/12_ewc.ipynb #31474623
+# %% ../../nbs/12_ewc.ipynb #1aa81a09
 @patch
 @torch.no_grad()
 def compute_importances(self:EWCPlugin, model, criterion, optimizer, dataset, device, batch_size):
@@ -191,7 +191,7 @@ def update_importances(self:EWCPlugin, importances:Dict[str, Tensor], t:int):
     self.importances[t] = importances
     self._cache = None
 
-# %% ../../nbs/12_ewc.ipynb #d95f25d8
+# %% ../../nbs/12_ewc.ipynb #06acb5e5
 @patch
 @torch.no_grad()
 def _pad_to_model(self:EWCPlugin, model):
@@ -231,7 +231,7 @@ def penalty(self:EWCPlugin, model=None) -> Tensor:
     if not params: return torch.zeros(())
     return (self.ewc_lambda / 2) * (weighted_sq_distance(params, means, roots) + const)
 
-# %% ../../nbs/12_ewc.ipynb #6e51ac64
+# %% ../../nbs/12_ewc.ipynb #8f237d9a
 @patch
 def before_training_exp(self:EWCPlugin, strategy, **kwargs):
     "Pad what grew and fold the past experiences for this experience's penalty."
@@ -275,7 +275,7 @@ def after_training_exp(self:EWCPlugin, strategy, **kwargs):
     self._cache = None
     self.importance_seconds += time.perf_counter() - t0
 
-# %% ../../nbs/12_ewc.ipynb #513bcc18
+# %% ../../nbs/12_ewc.ipynb #5a47380c
 def average_forgetting(R:Tensor) -> float:
     "Mean over all but the last experience of the best accuracy it ever had minus its final accuracy."
     T = R.shape[0]
@@ -324,7 +324,7 @@ def run_protocol(plugins=(),                  # the plugins of the strategy (non
     R = s.evaluator.accuracy_matrix()
     return dict(R=R, accuracy=R[-1].mean().item(), forgetting=average_forgetting(R), seconds=seconds)
 
-# %% ../../nbs/12_ewc.ipynb #41bad51a
+# %% ../../nbs/12_ewc.ipynb #c512ab9d
 def _stat(rs, k):
     v = torch.tensor([r[k] for r in rs])
     return v.mean().item(), (v.std().item() if len(rs) > 1 else 0.)

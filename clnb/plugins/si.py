@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ParamDict', 'EwcDataType', 'SynDataType', 'SynapticIntelligencePlugin']
 
-# %% ../../nbs/13_si.ipynb #8d9aa3e6
+# %% ../../nbs/13_si.ipynb #ac2844bb
 import fnmatch, warnings
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 import torch
@@ -14,7 +14,7 @@ from torch.nn import Module
 from ..template import SupervisedPlugin
 from .ewc import pad_to_shape, weighted_sq_distance, _check_number
 
-# %% ../../nbs/13_si.ipynb #0e41b554
+# %% ../../nbs/13_si.ipynb #571ca60d
 ParamDict = Dict[str, Tensor]
 EwcDataType = Tuple[ParamDict, ParamDict]
 SynDataType = Dict[str, ParamDict]
@@ -54,7 +54,7 @@ class SynapticIntelligencePlugin(SupervisedPlugin):
         "Where the SI tensors live."
         return strategy.device if self._device == "as_strategy" else self._device
 
-# %% ../../nbs/13_si.ipynb #36fc35df
+# %% ../../nbs/13_si.ipynb #d35f9cd8
 def _explode_excluded_parameters(excluded:Set[str]) -> Set[str]:
     "Explodes a list of excluded parameters by adding a generic final '.*' wildcard at its end."
     out = set()
@@ -74,7 +74,7 @@ def _allowed_parameters(model:Module, excluded_parameters:Set[str]) -> List[Tupl
 for _f in (_explode_excluded_parameters, _not_excluded_parameters, _allowed_parameters):
     setattr(SynapticIntelligencePlugin, _f.__name__[1:], staticmethod(_f))
 
-# %% ../../nbs/13_si.ipynb #a9631011
+# %% ../../nbs/13_si.ipynb #23c9611d
 @torch.no_grad()
 def _create_syn_data(model:Module, ewc_data:EwcDataType, syn_data:SynDataType, excluded_parameters:Set[str]):
     "Add zero entries for new parameters and zero-pad the entries of parameters that grew."
@@ -109,7 +109,7 @@ def _init_batch(model, ewc_data:EwcDataType, syn_data:SynDataType, excluded_para
 for _f in (_create_syn_data, _extract_weights, _extract_grad, _init_batch):
     setattr(SynapticIntelligencePlugin, _f.__name__[1:], staticmethod(_f))
 
-# %% ../../nbs/13_si.ipynb #70a8c1d1
+# %% ../../nbs/13_si.ipynb #fd47edbc
 @torch.no_grad()
 def _pre_update(model, syn_data:SynDataType, excluded_parameters:Set[str]):
     "Record the weights before the optimiser step."
@@ -144,7 +144,7 @@ def _update_ewc_data(net, ewc_data:EwcDataType, syn_data:SynDataType, clip_to:fl
 for _f in (_pre_update, _post_update, _compute_ewc_loss, _update_ewc_data):
     setattr(SynapticIntelligencePlugin, _f.__name__[1:], staticmethod(_f))
 
-# %% ../../nbs/13_si.ipynb #f9b6ae9e
+# %% ../../nbs/13_si.ipynb #d9089945
 from ..data import patch
 
 @patch
