@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['distillation_loss', 'LwFPlugin']
 
-# %% ../../nbs/14_lwf.ipynb #0ec3520b
+# %% ../../nbs/14_lwf.ipynb #3672ffc9
 import copy, math
 from typing import Dict, List, Optional, Sequence, Union
 import torch
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..template import SupervisedPlugin, _is_multitask
 from ..data import patch
 
-# %% ../../nbs/14_lwf.ipynb #70ead793
+# %% ../../nbs/14_lwf.ipynb #4b14bab3
 def distillation_loss(out:Tensor,    # current logits (B, C)
                       prev:Tensor,   # previous model's logits (B, C'), C' <= C
                       units:Tensor,  # indices of the units to distil (the previous model's active units)
@@ -24,7 +24,7 @@ def distillation_loss(out:Tensor,    # current logits (B, C)
     log_q = F.log_softmax(prev.index_select(1, units) / temperature, dim=1)
     return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
 
-# %% ../../nbs/14_lwf.ipynb #0530fa33
+# %% ../../nbs/14_lwf.ipynb #9345a827
 def _check_alpha(alpha):
     vals = list(alpha) if isinstance(alpha, (list, tuple)) else [alpha]
     if not vals: raise ValueError("alpha: expected a number >= 0 or a non-empty list of them, got an empty list")
@@ -55,7 +55,7 @@ class LwFPlugin(SupervisedPlugin):
             raise ValueError(f"alpha: a list of {len(self.alpha)} values has none for experience {exp_index} (give one per experience)")
         return self.alpha[exp_index]
 
-# %% ../../nbs/14_lwf.ipynb #665de978
+# %% ../../nbs/14_lwf.ipynb #4b56c753
 def _split_heads(model):
     "The model's `MultiHeadClassifier` when the model also exposes its trunk (`get_features`), else None."
     from clnb.models import MultiHeadClassifier
