@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['pad_to_shape', 'model_output', 'per_sample_losses', 'linear_only', 'NotPerSample', 'fisher_diagonal',
-           'weighted_sq_distance', 'EWCPlugin', 'average_forgetting', 'run_protocol', 'compare_to_naive']
+           'weighted_sq_distance', 'EWCPlugin', 'average_forgetting', 'holdout_benchmark', 'run_protocol',
+           'compare_to_naive', 'screen']
 
-# %% ../../nbs/12_ewc.ipynb #1dda9581
+# %% ../../nbs/12_ewc.ipynb #1e2ecdcf
 import time, warnings
 from typing import Dict, Optional
 import torch
@@ -15,7 +16,7 @@ from ..template import SupervisedPlugin, _is_multitask
 from ..engine import make_loader
 from ..data import patch
 
-# %% ../../nbs/12_ewc.ipynb #6e54a427
+# %% ../../nbs/12_ewc.ipynb #0c00baff
 def pad_to_shape(t:Tensor, shape) -> Tensor:
     "`t` zero-padded at the end of each dimension up to `shape` (for a parameter that grew); `t` itself if the shape matches."
     shape = tuple(shape)
@@ -26,7 +27,7 @@ def pad_to_shape(t:Tensor, shape) -> Tensor:
     out[tuple(slice(0, n) for n in t.shape)] = t
     return out
 
-# %% ../../nbs/12_ewc.ipynb #6c8cecb6
+# %% ../../nbs/12_ewc.ipynb #8aab57fa
 def model_output(model:nn.Module, x:Tensor, t) -> Tensor:
     "The model's output on `x`, with task labels `t` for multi-task models (as the template calls it)."
     return model(x, t) if _is_multitask(model) else model(x)
@@ -43,7 +44,7 @@ def linear_only(model:nn.Module) -> bool:
 class NotPerSample(RuntimeError):
     "A linear layer was called twice in one forward, or on a batch that is not 2-D: the `linear` shortcut does not apply."
 
-# %% ../../nbs/12_ewc.ipynb #8506b895
+# %% ../../nbs/12_ewc.ipynb #aa2a7cc9
 def _fisher_linear(model, criterion, x, y, t, fisher):
     "Add the batch's summed squared per-sample gradients to `fisher`, for a model whose trainable layers are `nn.Linear`."
     names = {m: n for n, m in model.named_modules() if isinstance(m, nn.Linear)}
@@ -79,7 +80,7 @@ def _fisher_vmap(model, criterion, x, y, t, fisher):
     for xg, yg, k in groups:
         for n, g in per_sample_grads(params, xg, yg, k).items(): fisher[n].add_(g.square().sum(0))
 
-# %% ../../nbs/12_ewc.ipynb #586d7888
+# %% ../../nbs/12_ewc.ipynb #2f045ce3
 def fisher_diagonal(model:nn.Module,          # the model, at the weights to consolidate
                     criterion,                # per-sample loss: criterion(output[None], y[None]) is sample n's loss
                     dataset,                  # the samples to average over (a CLDataset, or any [x, y(, t)] dataset)
@@ -125,7 +126,7 @@ def _fisher_pass(model, criterion, dataset, batch_size, device, method, params):
     torch._foreach_div_(list(fisher.values()), n)
     return fisher
 
-# %% ../../nbs/12_ewc.ipynb #f9111b53
+# %% ../../nbs/12_ewc.ipynb #1beb5b7c
 def weighted_sq_distance(params, anchors, roots) -> Tensor:
     "sum_i (r_i (p_i - a_i))^2 over lists of tensors, with three `torch._foreach_*` calls (differentiable, no host sync)."
     d = torch._foreach_sub(params, anchors)
@@ -141,7 +142,7 @@ def _check_number(v, name, low=0.0, high=None):
 class EWCPlugin(SupervisedPlugin):
     "Elastic Weight Consolidation: a Fisher-weighted quadratic penalty that keeps past experiences' important weights in place."
     supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
-    checkpoint_exclude = ("_cache",)   # references to the live parameters, rebuilt on demand
+    checkpoint_exclude = ("_cache", "_rd")   # references to the live parameters, rebuilt on demand; the last iteration's residuals
     def __init__(self,
                  ewc_lambda:float,                 # weight of the penalty in the loss (lambda)
                  mode:str="separate",              # 'separate': one penalty per past experience; 'online': one decayed Fisher
@@ -167,9 +168,9 @@ class EWCPlugin(SupervisedPlugin):
         self.saved_params: Dict[int, Dict[str, Tensor]] = {}   # experience -> weights at the end of it
         self.importances: Dict[int, Dict[str, Tensor]] = {}    # experience -> Fisher (online: the running, decayed one)
         self.importance_seconds = 0.0                          # time spent in the Fisher passes (host clock)
-        self._cache = None
+        self._cache, self._rd = None, None
 
-# %% ../../nbs/12_ewc.ipynb #72122af6
+# %% ../../nbs/12_ewc.ipynb #1aa81a09
 @patch
 @torch.no_grad()
 def compute_importances(self:EWCPlugin, model, criterion, optimizer, dataset, device, batch_size):
@@ -190,7 +191,7 @@ def update_importances(self:EWCPlugin, importances:Dict[str, Tensor], t:int):
     self.importances[t] = importances
     self._cache = None
 
-# %% ../../nbs/12_ewc.ipynb #83d068bf
+# %% ../../nbs/12_ewc.ipynb #06acb5e5
 @patch
 @torch.no_grad()
 def _pad_to_model(self:EWCPlugin, model):
@@ -230,7 +231,7 @@ def penalty(self:EWCPlugin, model=None) -> Tensor:
     if not params: return torch.zeros(())
     return (self.ewc_lambda / 2) * (weighted_sq_distance(params, means, roots) + const)
 
-# %% ../../nbs/12_ewc.ipynb #93a63910
+# %% ../../nbs/12_ewc.ipynb #8f237d9a
 @patch
 def before_training_exp(self:EWCPlugin, strategy, **kwargs):
     "Pad what grew and fold the past experiences for this experience's penalty."
@@ -239,10 +240,28 @@ def before_training_exp(self:EWCPlugin, strategy, **kwargs):
 
 @patch
 def before_backward(self:EWCPlugin, strategy, **kwargs):
-    "Compute EWC penalty and add it to the loss."
+    "Compute EWC penalty and add it to the loss (its value; `after_backward` adds its gradient)."
+    self._rd = None
     if not self.importances or self.ewc_lambda == 0: return
     if self._cache is None: self._build_cache(strategy.model)
-    strategy.loss = strategy.loss + self.penalty(strategy.model)
+    params, roots, means, const = self._cache
+    if not params: return
+    with torch.no_grad():
+        rd = torch._foreach_sub(params, means); torch._foreach_mul_(rd, roots)   # sqrt(A) (theta - m)
+        value = (self.ewc_lambda / 2) * (torch.stack(torch._foreach_norm(rd)).square().sum() + const)
+    self._rd = rd
+    strategy.loss = strategy.loss + value
+
+@patch
+@torch.no_grad()
+def after_backward(self:EWCPlugin, strategy, **kwargs):
+    "Add the penalty's gradient lambda A (theta - m) = lambda sqrt(A) * rd to the parameters' gradients."
+    if self._rd is None: return
+    params, roots = self._cache[0], self._cache[1]
+    for p in params:
+        if p.grad is None: p.grad = torch.zeros_like(p)   # a parameter the minibatch did not reach (an old task's head)
+    torch._foreach_addcmul_([p.grad for p in params], roots, self._rd, value=self.ewc_lambda)
+    self._rd = None
 
 @patch
 def after_training_exp(self:EWCPlugin, strategy, **kwargs):
@@ -256,18 +275,36 @@ def after_training_exp(self:EWCPlugin, strategy, **kwargs):
     self._cache = None
     self.importance_seconds += time.perf_counter() - t0
 
-# %% ../../nbs/12_ewc.ipynb #d4d809ab
+# %% ../../nbs/12_ewc.ipynb #5a47380c
 def average_forgetting(R:Tensor) -> float:
     "Mean over all but the last experience of the best accuracy it ever had minus its final accuracy."
     T = R.shape[0]
     if T < 2: return 0.0
     return (R[:T-1, :T-1].max(0).values - R[T-1, :T-1]).mean().item()
 
+def holdout_benchmark(bm,                   # a `Benchmark`
+                      fraction:float=0.1,   # share of each training experience held out for validation
+                      seed:int=0):          # seed of the (fixed) random split, independent of the training seed
+    "A benchmark training on `1 - fraction` of each training experience and testing on the held-out `fraction`."
+    from clnb.data import Benchmark
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"fraction: expected a number in (0, 1), got {fraction!r}")
+    g = torch.Generator().manual_seed(seed)
+    trains, valids = [], []
+    for e in bm.train_stream:
+        ds = e.dataset; n_val = max(1, round(fraction * len(ds)))
+        if n_val >= len(ds): raise ValueError(f"fraction: leaves no training sample in experience {e.current_experience} ({len(ds)} samples)")
+        perm = torch.randperm(len(ds), generator=g)
+        valids.append(ds.subset(perm[:n_val].sort().values)); trains.append(ds.subset(perm[n_val:].sort().values))
+    cls = [e.classes_in_this_experience for e in bm.train_stream]
+    return Benchmark(trains, valids, bm.n_classes, bm.classes_order, cls, cls, name=f"{bm.name}_holdout")
+
 def run_protocol(plugins=(),                  # the plugins of the strategy (none: Naive)
                  task_incremental:bool=False, # task labels and one head per task (else class-incremental, one head)
                  seed:int=0,                  # training seed (`set_seed`)
                  train_size:Optional[int]=None, test_size:Optional[int]=None, # smaller runs (see `split_fmnist`)
-                 device="cpu", epochs:int=1, lr:float=0.01) -> dict:
+                 device="cpu", epochs:int=1, lr:float=0.01,
+                 valid_fraction:float=0.0) -> dict: # > 0: train on the rest, evaluate on this held-out share of the training set
     "Train Naive with `plugins` on Split Fashion-MNIST (natural class order); R, final accuracy, forgetting and time."
     from clnb.datasets import split_fmnist
     from clnb.models import MLP, MultiHeadMLP
@@ -275,6 +312,7 @@ def run_protocol(plugins=(),                  # the plugins of the strategy (non
     from clnb.template import Naive
     from clnb.evaluation import EvaluationPlugin, accuracy_metrics
     bm = split_fmnist(5, seed=None, return_task_id=task_incremental, train_size=train_size, test_size=test_size)
+    if valid_fraction: bm = holdout_benchmark(bm, valid_fraction)
     set_seed(seed)
     model = MultiHeadMLP(784, 256, hidden_layers=2) if task_incremental else MLP(784, (256, 256), 10)
     s = Naive(model, torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), train_mb_size=128, train_epochs=epochs,
@@ -286,7 +324,11 @@ def run_protocol(plugins=(),                  # the plugins of the strategy (non
     R = s.evaluator.accuracy_matrix()
     return dict(R=R, accuracy=R[-1].mean().item(), forgetting=average_forgetting(R), seconds=seconds)
 
-# %% ../../nbs/12_ewc.ipynb #f26a0067
+# %% ../../nbs/12_ewc.ipynb #c512ab9d
+def _stat(rs, k):
+    v = torch.tensor([r[k] for r in rs])
+    return v.mean().item(), (v.std().item() if len(rs) > 1 else 0.)
+
 def compare_to_naive(name:str,                 # the method's name in the table
                      make_plugins,             # a function returning a fresh list of plugins
                      seeds=(0, 1, 2),          # training seeds
@@ -294,13 +336,34 @@ def compare_to_naive(name:str,                 # the method's name in the table
     "Run Naive and the method on the same stream for each seed; print accuracy, forgetting and time (mean ± std)."
     res = {"Naive": [run_protocol([], task_incremental, s, **kwargs) for s in seeds],
            name: [run_protocol(make_plugins(), task_incremental, s, **kwargs) for s in seeds]}
-    stat = lambda rs, k: (torch.tensor([r[k] for r in rs]).mean().item(), torch.tensor([r[k] for r in rs]).std().item() if len(rs) > 1 else 0.)
     kind = "task-incremental" if task_incremental else "class-incremental"
     print(f"{kind} Split Fashion-MNIST, seeds {list(seeds)}")
     print(f"| strategy | final average accuracy | average forgetting | train time (s) |" + (" published |" if published else ""))
     print("|---|---|---|---|" + ("---|" if published else ""))
     for k, rs in res.items():
-        (a, sa), (f, sf), (t, _) = stat(rs, "accuracy"), stat(rs, "forgetting"), stat(rs, "seconds")
+        (a, sa), (f, sf), (t, _) = _stat(rs, "accuracy"), _stat(rs, "forgetting"), _stat(rs, "seconds")
         pub = f" {published[k]} |" if published and k in published else (" |" if published else "")
         print(f"| {k} | {a:.4f} ± {sa:.4f} | {f:.4f} ± {sf:.4f} | {t:.1f} |" + pub)
     return res
+
+def screen(name:str,                 # the hyperparameter's name in the table
+           make_plugins,             # value -> a fresh list of plugins
+           values,                   # the values to try
+           task_incremental:bool=True, seed:int=0,
+           valid_fraction:float=0.1, # held-out share of each training experience (never the test set)
+           **kwargs):
+    "Validation accuracy and forgetting for each value (one seed) next to Naive; returns (best value, results)."
+    res = {"Naive": run_protocol([], task_incremental, seed, valid_fraction=valid_fraction, **kwargs)}
+    for v in values:
+        try: res[v] = run_protocol(make_plugins(v), task_incremental, seed, valid_fraction=valid_fraction, **kwargs)
+        except (RuntimeError, FloatingPointError) as e: res[v] = dict(accuracy=float("nan"), forgetting=float("nan"), error=str(e).split("\n")[0][:60])
+    kind = "task-incremental" if task_incremental else "class-incremental"
+    print(f"{kind}, seed {seed}, validation = {valid_fraction:.0%} of each training experience")
+    print(f"| {name} | validation accuracy | validation forgetting |\n|---|---|---|")
+    for k, r in res.items():
+        print(f"| {k} | {r['accuracy']:.4f} | {r['forgetting']:.4f} |" + (f" diverged: {r['error']}" if "error" in r else ""))
+    ok = [v for v in values if res[v]["accuracy"] == res[v]["accuracy"]]
+    if not ok: raise RuntimeError(f"{name}: every value diverged")
+    best = max(ok, key=lambda v: (round(res[v]["accuracy"], 3), -res[v]["forgetting"]))
+    print(f"selected {name} = {best}")
+    return best, res

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['distillation_loss', 'LwFPlugin']
 
-# %% ../../nbs/14_lwf.ipynb #a08bec6f
+# %% ../../nbs/14_lwf.ipynb #3672ffc9
 import copy, math
 from typing import Dict, List, Optional, Sequence, Union
 import torch
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..template import SupervisedPlugin, _is_multitask
 from ..data import patch
 
-# %% ../../nbs/14_lwf.ipynb #36eec516
+# %% ../../nbs/14_lwf.ipynb #4b14bab3
 def distillation_loss(out:Tensor,    # current logits (B, C)
                       prev:Tensor,   # previous model's logits (B, C'), C' <= C
                       units:Tensor,  # indices of the units to distil (the previous model's active units)
@@ -24,7 +24,7 @@ def distillation_loss(out:Tensor,    # current logits (B, C)
     log_q = F.log_softmax(prev.index_select(1, units) / temperature, dim=1)
     return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
 
-# %% ../../nbs/14_lwf.ipynb #16f43148
+# %% ../../nbs/14_lwf.ipynb #9345a827
 def _check_alpha(alpha):
     vals = list(alpha) if isinstance(alpha, (list, tuple)) else [alpha]
     if not vals: raise ValueError("alpha: expected a number >= 0 or a non-empty list of them, got an empty list")
@@ -36,7 +36,7 @@ def _check_alpha(alpha):
 class LwFPlugin(SupervisedPlugin):
     "Learning without Forgetting: distil the previous model's outputs on the old units into the current model."
     supports_distributed = True  # its state comes from whole experiences/gradients, identical on every rank (31_distributed)
-    checkpoint_exclude = ("_units",)   # a device cache of prev_classes
+    checkpoint_exclude = ("_units", "_feats", "_hook")   # a device cache of prev_classes; the current minibatch's features
     def __init__(self,
                  alpha:Union[float, Sequence[float]]=1, # weight of the distillation term, or one weight per experience
                  temperature:float=2):                  # softmax temperature T of the distillation
@@ -46,7 +46,7 @@ class LwFPlugin(SupervisedPlugin):
         self.temperature = float(temperature)
         self.prev_model: Optional[nn.Module] = None          # frozen copy of the model after the last experience
         self.prev_classes: Dict[int, List[int]] = {}          # task label -> classes (units) trained so far
-        self._units = None
+        self._units, self._feats, self._hook = None, None, None
 
     def alpha_for(self, exp_index:int) -> float:
         "The weight used while training experience `exp_index`."
@@ -55,13 +55,18 @@ class LwFPlugin(SupervisedPlugin):
             raise ValueError(f"alpha: a list of {len(self.alpha)} values has none for experience {exp_index} (give one per experience)")
         return self.alpha[exp_index]
 
-# %% ../../nbs/14_lwf.ipynb #db7da8bc
-def _head_outputs(model, x, tasks) -> Dict[int, Tensor]:
-    "{task: logits of head `task` on all of `x`}; the trunk runs once when the model exposes it."
+# %% ../../nbs/14_lwf.ipynb #4b56c753
+def _split_heads(model):
+    "The model's `MultiHeadClassifier` when the model also exposes its trunk (`get_features`), else None."
     from clnb.models import MultiHeadClassifier
     head = getattr(model, "classifier", None)
-    if isinstance(head, MultiHeadClassifier) and callable(getattr(model, "get_features", None)):
-        f = model.get_features(x)
+    return head if isinstance(head, MultiHeadClassifier) and callable(getattr(model, "get_features", None)) else None
+
+def _head_outputs(model, x, tasks, features=None) -> Dict[int, Tensor]:
+    "{task: logits of head `task` on all of `x`}; the trunk runs once (not at all when its `features` of `x` are given)."
+    head = _split_heads(model)
+    if head is not None:
+        f = model.get_features(x) if features is None else features
         return {k: head.forward_single_task(f, k) for k in tasks}
     return {k: model(x, k) for k in tasks}
 
@@ -75,8 +80,9 @@ def _unit_index(self:LwFPlugin, device) -> Dict[int, Tensor]:
     return self._units[1]
 
 @patch
-def penalty(self:LwFPlugin, out:Tensor, x:Tensor, alpha:float, curr_model:Optional[nn.Module]=None) -> Tensor:
-    "Compute weighted distillation loss (`curr_model` is needed for multi-task models: it runs the old heads)."
+def penalty(self:LwFPlugin, out:Tensor, x:Tensor, alpha:float, curr_model:Optional[nn.Module]=None,
+            features:Optional[Tensor]=None) -> Tensor:
+    "Compute weighted distillation loss (`curr_model` is needed for multi-task models: it runs the old heads, on its trunk's `features` of `x` when given)."
     if self.prev_model is None or alpha == 0: return torch.zeros((), device=out.device)
     units = self._unit_index(out.device)
     if not _is_multitask(self.prev_model):
@@ -85,7 +91,7 @@ def penalty(self:LwFPlugin, out:Tensor, x:Tensor, alpha:float, curr_model:Option
     if curr_model is None: raise ValueError("curr_model: required for a multi-task model (its old heads are distilled)")
     tasks = sorted(self.prev_classes)
     with torch.no_grad(): prev = _head_outputs(self.prev_model, x, tasks)
-    cur = _head_outputs(curr_model, x, tasks)
+    cur = _head_outputs(curr_model, x, tasks, features)
     return alpha * sum(distillation_loss(cur[k], prev[k], units[k], self.temperature) for k in tasks)
 
 @patch
@@ -94,11 +100,27 @@ def before_training_exp(self:LwFPlugin, strategy, **kwargs):
     self.alpha_for(strategy.clock.train_exp_counter)
 
 @patch
+def before_forward(self:LwFPlugin, strategy, **kwargs):
+    "For a multi-head model with an exposed trunk: catch the trunk's features on their way into the heads."
+    self._feats = None
+    if self.prev_model is None or not _is_multitask(self.prev_model) or _split_heads(strategy.model) is None: return
+    def grab(module, args): self._feats = args[0]
+    self._hook = strategy.model.classifier.register_forward_pre_hook(grab)
+
+@patch
+def after_forward(self:LwFPlugin, strategy, **kwargs):
+    "Remove the hook of `before_forward`."
+    if self._hook is not None: self._hook.remove(); self._hook = None
+
+@patch
 def before_backward(self:LwFPlugin, strategy, **kwargs):
     "Add distillation loss"
     if self.prev_model is None: return
     alpha = self.alpha_for(strategy.clock.train_exp_counter)
-    strategy.loss = strategy.loss + self.penalty(strategy.mb_output, strategy.mb_x, alpha, strategy.model)
+    f, x = self._feats, strategy.mb_x
+    if f is not None and (not isinstance(x, Tensor) or f.shape[0] != x.shape[0]): f = None   # not the whole minibatch's: recompute
+    strategy.loss = strategy.loss + self.penalty(strategy.mb_output, x, alpha, strategy.model, f)
+    self._feats = None
 
 @patch
 @torch.no_grad()

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ParamDict', 'EwcDataType', 'SynDataType', 'SynapticIntelligencePlugin']
 
-# %% ../../nbs/13_si.ipynb #5aa4cd0f
+# %% ../../nbs/13_si.ipynb #ac2844bb
 import fnmatch, warnings
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 import torch
@@ -14,7 +14,7 @@ from torch.nn import Module
 from ..template import SupervisedPlugin
 from .ewc import pad_to_shape, weighted_sq_distance, _check_number
 
-# %% ../../nbs/13_si.ipynb #637a0d30
+# %% ../../nbs/13_si.ipynb #571ca60d
 ParamDict = Dict[str, Tensor]
 EwcDataType = Tuple[ParamDict, ParamDict]
 SynDataType = Dict[str, ParamDict]
@@ -54,7 +54,7 @@ class SynapticIntelligencePlugin(SupervisedPlugin):
         "Where the SI tensors live."
         return strategy.device if self._device == "as_strategy" else self._device
 
-# %% ../../nbs/13_si.ipynb #dd6facb5
+# %% ../../nbs/13_si.ipynb #d35f9cd8
 def _explode_excluded_parameters(excluded:Set[str]) -> Set[str]:
     "Explodes a list of excluded parameters by adding a generic final '.*' wildcard at its end."
     out = set()
@@ -74,7 +74,7 @@ def _allowed_parameters(model:Module, excluded_parameters:Set[str]) -> List[Tupl
 for _f in (_explode_excluded_parameters, _not_excluded_parameters, _allowed_parameters):
     setattr(SynapticIntelligencePlugin, _f.__name__[1:], staticmethod(_f))
 
-# %% ../../nbs/13_si.ipynb #d07b353f
+# %% ../../nbs/13_si.ipynb #23c9611d
 @torch.no_grad()
 def _create_syn_data(model:Module, ewc_data:EwcDataType, syn_data:SynDataType, excluded_parameters:Set[str]):
     "Add zero entries for new parameters and zero-pad the entries of parameters that grew."
@@ -109,7 +109,7 @@ def _init_batch(model, ewc_data:EwcDataType, syn_data:SynDataType, excluded_para
 for _f in (_create_syn_data, _extract_weights, _extract_grad, _init_batch):
     setattr(SynapticIntelligencePlugin, _f.__name__[1:], staticmethod(_f))
 
-# %% ../../nbs/13_si.ipynb #e9b7a972
+# %% ../../nbs/13_si.ipynb #fd47edbc
 @torch.no_grad()
 def _pre_update(model, syn_data:SynDataType, excluded_parameters:Set[str]):
     "Record the weights before the optimiser step."
@@ -144,7 +144,7 @@ def _update_ewc_data(net, ewc_data:EwcDataType, syn_data:SynDataType, clip_to:fl
 for _f in (_pre_update, _post_update, _compute_ewc_loss, _update_ewc_data):
     setattr(SynapticIntelligencePlugin, _f.__name__[1:], staticmethod(_f))
 
-# %% ../../nbs/13_si.ipynb #c224e52b
+# %% ../../nbs/13_si.ipynb #d9089945
 from ..data import patch
 
 @patch
@@ -165,7 +165,7 @@ def _build_cache(self:SynapticIntelligencePlugin, model):
     anchors = [on(self.ewc_data[0], n, p) for n, p in pairs]
     omegas = [on(self.ewc_data[1], n, p) for n, p in pairs]
     self._cache = dict(names=[n for n, _ in pairs], params=[p for _, p in pairs], anchors=anchors,
-                       roots=torch._foreach_sqrt(omegas), grad_of_penalty=torch._foreach_mul(omegas, 2 * self.si_lambda),
+                       roots=torch._foreach_sqrt(omegas), rd=None,
                        active=any(bool((o > 0).any()) for o in omegas),
                        old=[on(self.syn_data["old_theta"], n, p) for n, p in pairs],
                        grad=[on(self.syn_data["grad"], n, p) for n, p in pairs],
@@ -184,11 +184,15 @@ def before_training_exp(self:SynapticIntelligencePlugin, strategy, **kwargs):
 
 @patch
 def before_backward(self:SynapticIntelligencePlugin, strategy, **kwargs):
-    "Add the penalty to the loss."
+    "Add the penalty to the loss (its value; `after_backward` adds its gradient)."
     if self._cache is None: self._build_cache(strategy.model)
-    c = self._cache
+    c = self._cache; c["rd"] = None
     if c["active"] and self.si_lambda > 0:
-        strategy.loss = strategy.loss + self.si_lambda * weighted_sq_distance(c["params"], c["anchors"], c["roots"])
+        with torch.no_grad():
+            rd = torch._foreach_sub(c["params"], c["anchors"]); torch._foreach_mul_(rd, c["roots"])   # sqrt(Omega) (theta - anchor)
+            value = self.si_lambda * torch.stack(torch._foreach_norm(rd)).square().sum()
+        c["rd"] = rd
+        strategy.loss = strategy.loss + value
 
 @patch
 @torch.no_grad()
@@ -200,14 +204,15 @@ def before_training_iteration(self:SynapticIntelligencePlugin, strategy, **kwarg
 @patch
 @torch.no_grad()
 def after_backward(self:SynapticIntelligencePlugin, strategy, **kwargs):
-    "Save the gradient of the experience's loss: p.grad minus the penalty's gradient 2 lambda Omega (theta - anchor)."
+    "Save the gradient of the experience's loss (p.grad: the penalty is not in the graph), then add the penalty's gradient."
     c = self._cache
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in c["params"]]
+    for p in c["params"]:
+        if p.grad is None: p.grad = torch.zeros_like(p)   # a parameter the minibatch did not reach (an old task's head)
+    grads = [p.grad for p in c["params"]]
     torch._foreach_copy_(c["grad"], grads)
-    if c["active"] and self.si_lambda > 0:
-        pen = torch._foreach_sub(c["params"], c["anchors"])
-        torch._foreach_mul_(pen, c["grad_of_penalty"])
-        torch._foreach_sub_(c["grad"], pen)
+    if c["rd"] is not None:   # 2 lambda Omega (theta - anchor) = 2 lambda sqrt(Omega) * rd
+        torch._foreach_addcmul_(grads, c["roots"], c["rd"], value=2 * self.si_lambda)
+        c["rd"] = None
 
 @patch
 @torch.no_grad()
