@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ExpertGateModel', 'ExpertAutoencoder', 'ExpertModel', 'ExpertGate', 'EdgeFeatures', 'ExpertGateStrategy']
 
-# %% ../../nbs/21_expert_gate.ipynb #7cc1601d
+# %% ../../nbs/21_expert_gate.ipynb #9e829dc0
 import copy
 from typing import Optional, Sequence
 import torch
@@ -15,7 +15,7 @@ from ..data import CLDataset, patch
 from ..engine import TensorLoader
 from ..template import SupervisedTemplate, default_evaluator
 
-# %% ../../nbs/21_expert_gate.ipynb #c28215ea
+# %% ../../nbs/21_expert_gate.ipynb #019994e0
 class ExpertAutoencoder(nn.Module):
     "Undercomplete autoencoder of one task: a ReLU encoder and a sigmoid decoder on features squashed to (0, 1)."
     def __init__(self,
@@ -35,7 +35,7 @@ class ExpertAutoencoder(nn.Module):
         "Per-sample mean squared reconstruction error of `z` (B, D)."
         return (self(z) - z).pow(2).mean(1)
 
-# %% ../../nbs/21_expert_gate.ipynb #35e0a458
+# %% ../../nbs/21_expert_gate.ipynb #64704315
 class ExpertModel(nn.Module):
     "One expert: a trunk, its task's head (other units masked) and, for LwF, the head of the task it was learnt from."
     def __init__(self,
@@ -58,7 +58,7 @@ class ExpertModel(nn.Module):
         f = self.features(x)
         return self.classifier(f).masked_fill(~self.active_units, self.mask_value), self.old_classifier(f)
 
-# %% ../../nbs/21_expert_gate.ipynb #83f832a8
+# %% ../../nbs/21_expert_gate.ipynb #ad5fe8f6
 class ExpertGate(nn.Module):
     "A network of experts with an autoencoder gate: `forward(x)` sends each sample to the expert whose autoencoder reconstructs it best."
     def __init__(self,
@@ -87,7 +87,7 @@ class ExpertGate(nn.Module):
 
 ExpertGateModel = ExpertGate  # another name for the model
 
-# %% ../../nbs/21_expert_gate.ipynb #64989a80
+# %% ../../nbs/21_expert_gate.ipynb #4f08de1e
 class EdgeFeatures(nn.Module):
     "Fixed features for the gate: the pixels and the absolute horizontal and vertical Sobel responses of each channel, flattened."
     def __init__(self):
@@ -101,7 +101,7 @@ class EdgeFeatures(nn.Module):
         edges = F.conv2d(x.reshape(b * c, 1, h, w), self.kernels, padding=1).abs()
         return torch.cat([x.reshape(b, -1), edges.reshape(b, -1)], 1)
 
-# %% ../../nbs/21_expert_gate.ipynb #16ca1093
+# %% ../../nbs/21_expert_gate.ipynb #99d25a70
 @patch
 def gate_features(self:ExpertGate, x:Tensor) -> Tensor:
     "The features the autoencoders see: extracted, flattened, standardised with the first task's statistics, squashed to (0, 1)."
@@ -158,7 +158,7 @@ def gate_accuracy(self:ExpertGate, dataset:CLDataset, batch_size:int=1024) -> fl
     self.train(was)
     return hits.item() / len(dataset)
 
-# %% ../../nbs/21_expert_gate.ipynb #3c31f977
+# %% ../../nbs/21_expert_gate.ipynb #a32abdc5
 @patch
 def add_autoencoder(self:ExpertGate, task_label:int, autoencoder:ExpertAutoencoder):
     "Register the autoencoder of `task_label`."
@@ -182,7 +182,7 @@ def add_expert(self:ExpertGate, task_label:int, classes:Sequence[int], related:O
     self.experts[key] = exp
     return exp
 
-# %% ../../nbs/21_expert_gate.ipynb #4efdfcc8
+# %% ../../nbs/21_expert_gate.ipynb #b528f04f
 class ExpertGateStrategy(SupervisedTemplate):
     "Expert Gate: one expert and one autoencoder per task; the autoencoders route test samples and pick which expert a new one starts from."
     def __init__(self,
@@ -222,7 +222,7 @@ class ExpertGateStrategy(SupervisedTemplate):
         self.current_task = None   # the task being trained
         self.teacher = None        # frozen copy of the related expert, when training with LwF
 
-# %% ../../nbs/21_expert_gate.ipynb #9a0c5245
+# %% ../../nbs/21_expert_gate.ipynb #55053a97
 @patch
 def _train_autoencoder(self:ExpertGateStrategy, ae:ExpertAutoencoder, z:Tensor):
     "Train `ae` to reconstruct the squashed features `z` with plain SGD."
@@ -251,7 +251,7 @@ def task_relatedness(self:ExpertGateStrategy, z:Tensor, task_label:int) -> dict:
     own = er.pop(int(task_label))
     return {a: (1 - (e - own) / own).item() for a, e in er.items()}
 
-# %% ../../nbs/21_expert_gate.ipynb #db445157
+# %% ../../nbs/21_expert_gate.ipynb #2aa80874
 @patch
 def model_adaptation(self:ExpertGateStrategy, model=None):
     "In training: train the new task's autoencoder, measure relatedness, and add its expert."
@@ -293,7 +293,7 @@ def make_optimizer(self:ExpertGateStrategy, reset_optimizer_state:bool=True, **k
     self.optimizer.state.clear()
     self._known_params = {id(p) for p in self.model.parameters()}
 
-# %% ../../nbs/21_expert_gate.ipynb #0916afd5
+# %% ../../nbs/21_expert_gate.ipynb #502568d4
 @patch
 def forward(self:ExpertGateStrategy):
     "Training: the current task's expert; evaluation: the gate's choice of expert for each sample."
