@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['parse_overrides', 'summarise', 'run', 'plot_accuracy_matrix', 'write_run', 'compare', 'list_text', 'main']
 
-# %% ../nbs/32_cli.ipynb #4dfb0794
+# %% ../nbs/32_cli.ipynb #2fb16024
 import argparse, ast, csv, json, math, os, sys, time
 from pathlib import Path
 from typing import Optional, Sequence
 
-# %% ../nbs/32_cli.ipynb #947a301b
+# %% ../nbs/32_cli.ipynb #16a3d5a2
 def _literal(s:str):
     "A flag's value as a Python literal when it is one (`500`, `0.1`, `True`, `[1, 2]`), else the string."
     try: return ast.literal_eval(s)
@@ -29,7 +29,7 @@ def parse_overrides(extra:Sequence[str]) -> dict:
         out[k.replace("-", "_")] = _literal(v)
     return out
 
-# %% ../nbs/32_cli.ipynb #4d0e422d
+# %% ../nbs/32_cli.ipynb #59953a76
 def summarise(R) -> dict:
     "Average accuracy, forgetting and BWT of a complete T x T accuracy matrix (nested lists or a tensor)."
     R = [list(map(float, r)) for r in (R.tolist() if hasattr(R, "tolist") else R)]
@@ -42,7 +42,7 @@ def summarise(R) -> dict:
         out["bwt"] = sum(last[j] - R[j][j] for j in range(T - 1)) / (T - 1)
     return out
 
-# %% ../nbs/32_cli.ipynb #8dfae5e6
+# %% ../nbs/32_cli.ipynb #f5f64d54
 def _progress(iterable, total, desc, show):
     if not show: return iterable
     from tqdm.auto import tqdm
@@ -93,7 +93,7 @@ def run(strategy:str="naive", benchmark:str="split_fmnist", model:Optional[str]=
     if out is not None: write_run(metrics, out)
     return metrics
 
-# %% ../nbs/32_cli.ipynb #a1ac0ba5
+# %% ../nbs/32_cli.ipynb #63466fd7
 def plot_accuracy_matrix(R, title:str="", ax=None):
     "A heat map of the accuracy matrix R[i, j] (rows: after training experience i)."
     import matplotlib; import matplotlib.pyplot as plt
@@ -121,7 +121,7 @@ def write_run(metrics:dict, out) -> Path:
     ax.figure.tight_layout(); ax.figure.savefig(out / "accuracy_matrix.png", dpi=100); plt.close(ax.figure)
     return out
 
-# %% ../nbs/32_cli.ipynb #fb1c55f3
+# %% ../nbs/32_cli.ipynb #b239efca
 def _mean_std(xs):
     xs = [x for x in xs if x is not None]
     if not xs: return float("nan"), float("nan")
@@ -158,7 +158,7 @@ def _plot_compare(runs:dict, path):
     ax.set_xlabel("experiences trained"); ax.set_ylabel("accuracy on experiences seen"); ax.set_ylim(0, 1); ax.legend()
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
-# %% ../nbs/32_cli.ipynb #605cda36
+# %% ../nbs/32_cli.ipynb #90b82ddf
 def list_text() -> str:
     "Strategies (with their default hyperparameters and whether they are installed) and benchmarks."
     from clnb.registry import STRATEGIES, BENCHMARKS, strategy_status
@@ -166,6 +166,8 @@ def list_text() -> str:
     for n, s in STRATEGIES.items():
         params = ", ".join(f"{k}={v!r}" for k, v in s.params.items()) or "-"
         lines.append(f"  {n:12s} {s.cls:28s} {params}" + ("" if st[n] == "available" else "   (not available)"))
+        for bench, kw in s.per_benchmark.items():
+            lines.append(f"  {'':12s} {'  on ' + bench + ':':28s} " + ", ".join(f"{k}={v!r}" for k, v in kw.items()))
     lines.append("benchmarks:")
     for n, b in BENCHMARKS.items(): lines.append(f"  {n:16s} {b.note}")
     return "\n".join(lines)
@@ -211,6 +213,6 @@ def main(argv:Optional[Sequence[str]]=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
         print(f"clnb {args.cmd}: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/32_cli.ipynb #dda989f1
+# %% ../nbs/32_cli.ipynb #91c717b9
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
