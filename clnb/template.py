@@ -340,20 +340,26 @@ def training_epoch(self:SupervisedTemplate, **kwargs):
         self._unpack_minibatch()
         self._before_training_iteration(**kwargs)
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss = 0.0
-        self._before_forward(**kwargs)
-        self.mb_output = self.forward()
-        self._after_forward(**kwargs)
-        self.loss = self.loss + self.criterion()
-        self._before_backward(**kwargs)
-        if self._nonfinite_loss(): continue   # NaN/inf guard: see 'Non-finite losses'
-        self.backward()
-        self._after_backward(**kwargs)
+        if not self._forward_backward(**kwargs): continue   # skipped by the NaN/inf guard: see 'Non-finite losses'
         self._before_update(**kwargs)
         self.optimizer_step()
         self._after_update(**kwargs)
         self._after_training_iteration(**kwargs)
         if peval_it and self.clock.train_exp_iterations % self.eval_every == 0: self._peval()
+
+@patch
+def _forward_backward(self:SupervisedTemplate, **kwargs) -> bool:
+    "Loss, forward and backward of the current minibatch with their callbacks; False when the NaN/inf guard skips it."
+    self.loss = 0.0
+    self._before_forward(**kwargs)
+    self.mb_output = self.forward()
+    self._after_forward(**kwargs)
+    self.loss = self.loss + self.criterion()
+    self._before_backward(**kwargs)
+    if self._nonfinite_loss(): return False
+    self.backward()
+    self._after_backward(**kwargs)
+    return True
 
 @patch
 def _peval(self:SupervisedTemplate):

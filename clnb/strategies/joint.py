@@ -192,16 +192,10 @@ def training_epoch(self:JointTraining, **kwargs):
         total, outs = 0.0, []
         for t, b in batches:
             self.mbatch, self._task = b, t; self._unpack_minibatch()
-            self.loss = 0.0
-            self._before_forward(**kwargs)
-            self.mb_output = self.forward()
-            self._after_forward(**kwargs)
-            self.loss = self.loss + self.criterion()
-            self._before_backward(**kwargs)
-            self.backward()
-            self._after_backward(**kwargs)
+            if not self._forward_backward(**kwargs): continue   # a task minibatch skipped by the NaN guard adds no gradient
             total, outs = total + self.loss.detach(), outs + [self.mb_output.detach()]
         self._task = None
+        if not outs: continue                                     # every task's minibatch skipped: no update
         self.mbatch = [torch.cat(v) for v in zip(*[b for _, b in batches])]
         self.mb_output, self.loss = _pad_cat(outs), total
         self._before_update(**kwargs)
