@@ -7,17 +7,17 @@ __all__ = ['PROTOCOL', 'TEMPLATE_DEFAULTS', 'STRATEGIES', 'BENCHMARKS', 'MODELS'
            'register_strategy', 'strategy_class', 'strategy_status', 'list_strategies', 'build_strategy', 'BuilderSpec',
            'expert_gate_mlp', 'build_benchmark', 'build_model', 'list_benchmarks', 'run_settings', 'build_run']
 
-# %% ../nbs/08_registry.ipynb #bdb5f42e
+# %% ../nbs/08_registry.ipynb #bfde3b60
 import importlib, inspect, pkgutil
 from dataclasses import dataclass, field
 from typing import Optional
 
-# %% ../nbs/08_registry.ipynb #039198c8
+# %% ../nbs/08_registry.ipynb #cff818ce
 PROTOCOL = dict(benchmark="split_fmnist", model="mlp", lr=0.01, momentum=0.9,
                 train_mb_size=128, train_epochs=1, eval_mb_size=1024)  # the standard protocol of every chapter
 TEMPLATE_DEFAULTS = {k: PROTOCOL[k] for k in ("train_mb_size", "train_epochs", "eval_mb_size")}
 
-# %% ../nbs/08_registry.ipynb #6b247605
+# %% ../nbs/08_registry.ipynb #277e19df
 @dataclass(frozen=True)
 class StrategySpec:
     "Where a strategy lives and its default hyperparameters (data: nothing is imported until it is built)."
@@ -36,7 +36,7 @@ class StrategySpec:
         for k, v in self.per_benchmark.items():
             if not isinstance(v, dict): raise TypeError(f"per_benchmark: expected a dict of settings for {k!r}, got {type(v).__name__}")
 
-# %% ../nbs/08_registry.ipynb #f2299312
+# %% ../nbs/08_registry.ipynb #0d4bbc74
 _P, _S = "clnb.plugins.", "clnb.strategies."
 STRATEGIES = {s.name: s for s in [
     StrategySpec("naive", "Naive", ("clnb.template",), "strategy", {}, note="fine-tuning, the lower bound"),
@@ -88,7 +88,7 @@ def register_strategy(spec:StrategySpec, overwrite:bool=False) -> StrategySpec:
     STRATEGIES[spec.name] = spec
     return spec
 
-# %% ../nbs/08_registry.ipynb #c2d58738
+# %% ../nbs/08_registry.ipynb #5e7fb509
 def _spec(name) -> StrategySpec:
     if isinstance(name, StrategySpec): return name
     if name not in STRATEGIES: raise ValueError(f"name: expected one of {sorted(STRATEGIES)}, got {name!r}")
@@ -125,7 +125,7 @@ def list_strategies(available_only:bool=False) -> list:
     if not available_only: return list(STRATEGIES)
     return [n for n, s in strategy_status().items() if s == "available"]
 
-# %% ../nbs/08_registry.ipynb #efbf5cbe
+# %% ../nbs/08_registry.ipynb #60a90305
 def _params(f) -> list:
     "Names of the parameters of callable `f` (a class: its `__init__`), but `self` and `*args`/`**kwargs`."
     sig = inspect.signature(f)
@@ -160,7 +160,7 @@ def build_strategy(name, model, optimizer, **overrides):
     template_args["plugins"] = [plugin] + list(template_args.get("plugins") or [])
     return base(model, optimizer, **template_args)
 
-# %% ../nbs/08_registry.ipynb #f772e92a
+# %% ../nbs/08_registry.ipynb #5ac191a1
 @dataclass(frozen=True)
 class BuilderSpec:
     "A function that builds a benchmark or a model, by module and name, with default arguments."
@@ -220,7 +220,7 @@ def list_benchmarks() -> list:
     "Names of the registered benchmarks."
     return list(BENCHMARKS)
 
-# %% ../nbs/08_registry.ipynb #13b13e0d
+# %% ../nbs/08_registry.ipynb #313eac2a
 def run_settings(strategy:str, benchmark:str) -> dict:
     "The registry's settings of a run of `strategy` on `benchmark`: the benchmark's model, updated by the strategy's `per_benchmark` entry."
     spec = _spec(strategy)
