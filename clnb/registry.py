@@ -245,9 +245,8 @@ def build_run(strategy:str="naive",         # a name of `STRATEGIES`
     settings = run_settings(strategy, benchmark)
     own_model, own_model_kw = settings.pop("model", "mlp"), settings.pop("model_kw", {})
     if model is None: model, model_kw = own_model, {**own_model_kw, **(model_kw or {})}
-    lr = settings.pop("lr", PROTOCOL["lr"]) if lr is None else lr
-    momentum = settings.pop("momentum", PROTOCOL["momentum"]) if momentum is None else momentum
-    settings.pop("lr", None); settings.pop("momentum", None)
+    own_lr, own_momentum = settings.pop("lr", PROTOCOL["lr"]), settings.pop("momentum", PROTOCOL["momentum"])
+    lr, momentum = own_lr if lr is None else lr, own_momentum if momentum is None else momentum
     bm = build_benchmark(benchmark, **(benchmark_kw or {}))
     if seed is not None: set_seed(seed)
     net = build_model(model, **(model_kw or {})) if isinstance(model, str) else model
