@@ -27,7 +27,7 @@ def make_plugins(name):
     if name == "naive": return []
     if name == "gem": return [GEMPlugin(256, 0.5)]
     if name == "gem_loop":
-        p = GEMPlugin(256, 0.5); p.batched = False; return [p]
+        p = GEMPlugin(256, 0.5); p.grad_method = "loop"; return [p]
     if name == "agem": return [AGEMPlugin(256, 256)]
     raise ValueError(name)
 

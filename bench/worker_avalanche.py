@@ -64,6 +64,12 @@ def main(a):
     s = cls(model=model, optimizer=C.sgd(model, tr["lr"], tr["momentum"]), criterion=torch.nn.CrossEntropyLoss(),
                          train_mb_size=tr["train_mb_size"], train_epochs=tr["train_epochs"],
                          eval_mb_size=C.PROTOCOL["eval_mb_size"], device="cpu", evaluator=evaluator, **params)
+    if a.strategy == "cope":
+        # Its CoPE plugin stops each experience after `max_it_cnt` minibatches (1, not a strategy argument): it
+        # expects every experience to be one minibatch (data-incremental). On this stream of 5 large experiences
+        # that trains on 5 minibatches in all. Uncapped, it does clnb's work: every minibatch of the experience,
+        # each with a same-sized minibatch drawn from its class-balanced memory.
+        next(p for p in s.plugins if type(p).__name__ == "CoPEPlugin").max_it_cnt = 10**9
     r, times = C.train_and_eval(s, bm, whole_stream=a.strategy == "joint", epochs=tr["train_epochs"])
     import avalanche
     C.report(library=f"avalanche {avalanche.__version__}", strategy=a.strategy, data=a.data,

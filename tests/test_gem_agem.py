@@ -45,19 +45,21 @@ def test_gem_fallback_inside_training(monkeypatch):
     for a, b in zip(s_ref.model.parameters(), s_fb.model.parameters()):   # the same QP, solved another way
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
-def test_gem_reference_gradients_stay_vectorised(monkeypatch):
-    "On a plain MLP every iteration's G comes from one torch.func.vmap call: the per-memory backward loop is never taken."
+def test_gem_reference_gradients_stay_in_one_pass(monkeypatch):
+    "On a plain MLP every iteration's G comes from one grouped forward/backward: neither vmap nor the per-memory loop is taken."
     import clnb.plugins.gem as gem_mod
     calls = []
-    real = gem_mod._vmapped_gradients
-    def counted(*a, **k): calls.append(1); return real(*a, **k)
+    real = gem_mod._grouped_gradients
+    def counted(*a, **k): calls.append(k.get("check")); return real(*a, **k)
+    def no_vmap(*a, **k): raise AssertionError("_vmapped_gradients called: GEM left the grouped path")
     def no_loop(*a, **k): raise AssertionError("loss_gradient called: GEM fell back to one backward per memory")
-    monkeypatch.setattr(gem_mod, "_vmapped_gradients", counted)
+    monkeypatch.setattr(gem_mod, "_grouped_gradients", counted)
+    monkeypatch.setattr(gem_mod, "_vmapped_gradients", no_vmap)
     monkeypatch.setattr(gem_mod, "loss_gradient", no_loop)
     p = GEMPlugin(25, 0.5); train(p)
-    assert p.batched and p.G.shape[0] == 2
+    assert p.grad_method == "grouped" and p.G.shape[0] == 2
     n_iters = 2 * -(-120 // 16)                       # experiences 1 and 2 (8 minibatches each) have a memory
-    assert len(calls) == n_iters                      # one batched call per iteration, not one per memory or sample
+    assert calls == [True] + [False] * (n_iters - 1)  # one call per iteration, checked against autograd the first time only
 
 def test_gem_with_a_growing_head():
     "The reference gradients follow a model whose classifier grows between experiences."

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import nn, Tensor
 from ..data import CLDataset
-from .gem import EpisodicMemory, trainable_params, flat_grad, write_grad, loss_gradient, sample_patterns, _check_positive_int
+from .gem import EpisodicMemory, trainable_params, flat_grad, write_grad, loss_gradient, sample_patterns, _check_positive_int, reference_precision
 
 # %% ../../nbs/16_agem.ipynb #33f9a9d5
 def agem_project(g:Tensor, ref:Tensor, eps:float=1e-12) -> Tensor:
@@ -51,7 +51,8 @@ class AGEMPlugin(EpisodicMemory):
         if self.reference_gradients is None or self.reference_gradients.shape != (D,) or self.reference_gradients.device != params[0].device:
             self.reference_gradients = torch.empty(D, device=params[0].device, dtype=params[0].dtype)
             self._g = torch.empty_like(self.reference_gradients)
-        loss_gradient(strategy.model, strategy._criterion, *self._sample(self.sample_size, params[0].device), params, self.reference_gradients)
+        with reference_precision(strategy):
+            loss_gradient(strategy.model, strategy._criterion, *self._sample(self.sample_size, params[0].device), params, self.reference_gradients)
 
     def after_backward(self, strategy, **kwargs):
         "Project the gradient when it would increase the loss on the memory sample."
