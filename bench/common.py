@@ -118,4 +118,5 @@ def arg_parser(doc):
     p.add_argument("--data", default="tensors", choices=["tensors", "docs"])
     p.add_argument("--train-size", type=int, default=None); p.add_argument("--test-size", type=int, default=None)
     p.add_argument("--root", default=None, help="torchvision root holding FashionMNIST/raw")
+    p.add_argument("--seed", type=int, default=PROTOCOL["seed"], help="seed of the model's initial weights and of training (the protocol: 0)")
     return p

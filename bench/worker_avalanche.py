@@ -43,14 +43,14 @@ def benchmark(a):
 
 def main(a):
     warnings.filterwarnings("ignore")
-    C.setup()
+    C.setup(seed=a.seed)
     import avalanche.training as T
     from avalanche.training.plugins import EvaluationPlugin
     from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
     t0 = time.perf_counter()
     bm = benchmark(a)
     setup_s = time.perf_counter() - t0
-    torch.manual_seed(C.PROTOCOL["seed"])
+    torch.manual_seed(a.seed)
     tr, own = C.split_params(json.loads(a.params))
     model = C.mlp(C.output_size(a.strategy, own))
     name, renames = STRATEGY_CLASSES[a.strategy]

@@ -8,14 +8,14 @@ import torch
 import common as C
 
 def main(a):
-    C.setup()
+    C.setup(seed=a.seed)
     from clnb.datasets import split_fmnist
     from clnb.models import MLP
     from clnb.registry import build_strategy
     t0 = time.perf_counter()
     bm = split_fmnist(n_experiences=C.PROTOCOL["n_experiences"], seed=None, train_size=a.train_size, test_size=a.test_size)
     setup_s = time.perf_counter() - t0
-    torch.manual_seed(C.PROTOCOL["seed"])
+    torch.manual_seed(a.seed)
     tr, params = C.split_params(json.loads(a.params))
     model = MLP(784, C.PROTOCOL["hidden"], C.output_size(a.strategy, params))
     s = build_strategy(a.strategy, model, C.sgd(model, tr["lr"], tr["momentum"]), device="cpu", train_mb_size=tr["train_mb_size"],

@@ -19,14 +19,14 @@ def load_tensors(root=None):
     return out
 
 def main(a):
-    C.setup()
+    C.setup(seed=a.seed)
     t0 = time.perf_counter()
     xtr, ytr, xte, yte = load_tensors(a.root)
     xtr, ytr = C.subsample(xtr, ytr, a.train_size); xte, yte = C.subsample(xte, yte, a.test_size)
     split = lambda x, y: [(x[(y == 2 * i) | (y == 2 * i + 1)], y[(y == 2 * i) | (y == 2 * i + 1)]) for i in range(5)]
     train, test = split(xtr, ytr), split(xte, yte)
     setup_s = time.perf_counter() - t0
-    torch.manual_seed(C.PROTOCOL["seed"])
+    torch.manual_seed(a.seed)
     model = C.mlp(); opt = C.sgd(model); loss_fn = nn.CrossEntropyLoss()
     bs, ebs = C.PROTOCOL["train_mb_size"], C.PROTOCOL["eval_mb_size"]
     ttrain, teval, n_train, n_eval = C.Timer(), C.Timer(), 0, 0

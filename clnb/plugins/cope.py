@@ -170,32 +170,58 @@ class PPPloss:
         return torch.log(1 - (proto[:, None] + pseudo) / 2).sum()
 
 # %% ../../nbs/18_cope.ipynb #6c36638c
+class _PPPFunction(torch.autograd.Function):
+    "The PPP loss of raw embeddings `x`, its gradient in closed form (computed with the loss when `x` needs one): no autograd graph."
+    @staticmethod
+    def forward(ctx, x, P, has, y, T):
+        B, C, c = len(x), len(P), -1. / len(x)
+        norm = x.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        z = x / norm
+        yc = y.clamp(max=C - 1)
+        ok = (y < C) & has[yc]                               # samples whose class has a prototype
+        K = torch.cat([P, z])                                # the prototypes, then the pseudo-prototypes
+        A = torch.exp((z @ K.T - 1) / T)                     # E | S: e(z_i, p_k), then e(z_i, z_j)
+        E, S = A[:, :C], A[:, C:]
+        M = (1 - torch.eye(C, device=x.device, dtype=x.dtype)) * has[:, None]
+        O = E @ M
+        Oy, Ey = O[:, yc], E[:, yc]
+        eye = torch.eye(B, dtype=torch.bool, device=x.device)
+        same, pair = yc[:, None] == yc[None, :], ok[:, None] & ok[None, :]
+        Q = torch.where(eye, Ey, S)
+        o = Oy.diagonal()[:, None]                           # O[i, y_i]
+        am = (same & pair).to(x.dtype); n = am.sum(1)
+        den = Q + o
+        Pi = torch.where(ok, (Q / den * am).sum(1) / n.clamp(min=1), 1.)
+        rm = pair & ~same
+        a1, a2 = Ey + Oy, S + Oy
+        U = torch.where(rm, Oy / a1 + Oy / a2, 2.)
+        loss = -(Pi.log().sum() + (U / 2).log().sum()) / B
+        if ctx.needs_input_grad[0]:
+            W = am / (n * Pi).clamp(min=1e-30)[:, None]     # d log P_i / d (Q_ij / den_ij)
+            gQ = c * W * o / den**2
+            go = c * (W * -Q / den**2).sum(1)                # through O[i, y_i], in every term of row i
+            rmU = c * rm / U
+            gEy = torch.where(eye, gQ, 0.) - rmU * Oy / a1**2
+            gS = torch.where(eye, 0., gQ) - rmU * Oy / a2**2
+            gOy = rmU * (Ey / a1**2 + S / a2**2) + torch.diag(go)
+            Y = F.one_hot(yc, C).to(x.dtype)                 # columns j -> their class y_j
+            gE = gEy @ Y + (gOy @ Y) @ M.T
+            gz = (torch.cat([gE, gS], 1) * A / T) @ K
+            ctx.save_for_backward((gz - z * (z * gz).sum(1, keepdim=True)) / norm)
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        gx, = ctx.saved_tensors
+        return g * gx, None, None, None, None
+
 @patch
 def __call__(self:PPPloss, x:Tensor, y:Tensor) -> Tensor:
     "The loss of embeddings `x` (normalised here) with labels `y`, averaged over the batch."
-    x = F.normalize(x.flatten(1).float(), dim=1)
+    x = x.flatten(1).float()
     P, has = _proto_table(self.p_mem, x.device)
     if len(P) == 0: return x.sum() * 0.
-    C, B, dev = len(P), len(x), x.device
-    P = F.normalize(P.detach().float(), dim=1)
-    yc = y.clamp(max=C - 1)
-    ok = (y < C) & has[yc]                                   # samples whose class has a prototype
-    A = self._e(x, torch.cat([P, x.detach()]))               # one product: rows the samples, columns the prototypes, then the pseudo-prototypes
-    E, S = A[:, :C], A[:, C:]                                # E[i, k] = e(z_i, p_k), S[i, j] = e(z_i, z_j); the gradient flows through the rows only
-    O = E @ ((1 - torch.eye(C, device=dev)) * has[:, None])  # O[i, c]: sum of E[i, k] over the other classes k != c that have a prototype
-    Oy, Ey = O[:, yc], E[:, yc]                              # (B, B): O[i, y_j] and E[i, y_j]
-    eye = torch.eye(B, dtype=torch.bool, device=dev)
-    same, pair = yc[:, None] == yc[None, :], ok[:, None] & ok[None, :]
-    # attractor: candidate j of the sample's own class is z_j, or the prototype on the diagonal (a sample is not its own pseudo-prototype)
-    Q = torch.where(eye, Ey, S)
-    att_mask = same & pair
-    P_i = ((Q / (Q + Oy.diagonal()[:, None])) * att_mask).sum(1) / att_mask.sum(1).clamp(min=1)
-    att = torch.log(torch.where(ok, P_i, 1.)).sum()
-    # repellor: row j a sample of class k, column i a pseudo-prototype of class c = y_i != k; 1 - P(c | z_j; q) = O[j, c] / (e(z_j, q) + O[j, c])
-    rep_mask = pair & ~same
-    not_c = (Oy / (Ey + Oy) + Oy / (S + Oy)) / 2
-    rep = torch.log(torch.where(rep_mask, not_c, 1.)).sum()
-    return -(att + rep) / B
+    return _PPPFunction.apply(x, F.normalize(P.detach().float(), dim=1), has, y, self.T)
 
 # %% ../../nbs/18_cope.ipynb #f443c4e9
 class CoPEPlugin(SupervisedPlugin):
@@ -250,19 +276,19 @@ def before_training_exp(self:CoPEPlugin, strategy, num_workers=0, shuffle=True, 
 
 @patch
 def after_forward(self:CoPEPlugin, strategy, **kwargs):
-    "Add the minibatch's normalised embeddings to their classes' sums; a class seen for the first time gets its prototype."
+    "Check the embeddings' shape; a class seen for the first time gets its prototype (the loss of this minibatch uses it)."
     out = strategy.mb_output
     if out.dim() != 2 or out.shape[1] != self.p_size:
         raise ValueError(f"p_size: expected the model to output (batch, {self.p_size}) embeddings, got shape {tuple(out.shape)}")
-    z = F.normalize(out.detach().float(), dim=1)
-    self._sum.index_add_(0, strategy.mb_y, z)
-    self._count.index_add_(0, strategy.mb_y, torch.ones_like(strategy.mb_y, dtype=self._count.dtype))
-    self.has_prototype |= self._count > 0
+    self.has_prototype[strategy.mb_y] = True
 
 @patch
 @torch.no_grad()
 def after_training_iteration(self:CoPEPlugin, strategy, **kwargs):
     "Move each prototype towards its class's mean embedding in this minibatch."
+    z = F.normalize(strategy.mb_output.detach().float(), dim=1)
+    self._sum.index_add_(0, strategy.mb_y, z)
+    self._count += torch.bincount(strategy.mb_y, minlength=self.n_classes)
     self.update_prototypes()
 
 @patch
