@@ -170,43 +170,56 @@ class PPPloss:
         return torch.log(1 - (proto[:, None] + pseudo) / 2).sum()
 
 # %% ../../nbs/18_cope.ipynb #6c36638c
+def _unit(v:Tensor) -> Tensor:
+    "The rows of `v` scaled to unit length: `F.normalize(v, dim=1)` without its Python wrappers (it runs several times per step)."
+    return v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_(min=1e-12)
+
+_EYES = {}
+def _eye(n:int, device) -> Tensor:
+    "A boolean identity matrix, cached by size and device (the loss needs two per call)."
+    e = _EYES.get((n, device))
+    if e is None: e = _EYES[(n, device)] = torch.eye(n, dtype=torch.bool, device=device)
+    return e
+
 class _PPPFunction(torch.autograd.Function):
     "The PPP loss of raw embeddings `x`, its gradient in closed form (computed with the loss when `x` needs one): no autograd graph."
     @staticmethod
     def forward(ctx, x, P, has, y, T):
-        B, C, c = len(x), len(P), -1. / len(x)
-        norm = x.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        B, C, c, dev = len(x), len(P), -1. / len(x), x.device
+        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_(min=1e-12)
         z = x / norm
         yc = y.clamp(max=C - 1)
         ok = (y < C) & has[yc]                               # samples whose class has a prototype
         K = torch.cat([P, z])                                # the prototypes, then the pseudo-prototypes
-        A = torch.exp((z @ K.T - 1) / T)                     # E | S: e(z_i, p_k), then e(z_i, z_j)
+        A = (z @ K.T).sub_(1).div_(T).exp_()                 # E | S: e(z_i, p_k), then e(z_i, z_j)
         E, S = A[:, :C], A[:, C:]
-        M = (1 - torch.eye(C, device=x.device, dtype=x.dtype)) * has[:, None]
+        M = (~_eye(C, dev) & has[:, None]).to(x.dtype)       # M[k, c]: k is another class than c, with a prototype
         O = E @ M
         Oy, Ey = O[:, yc], E[:, yc]
-        eye = torch.eye(B, dtype=torch.bool, device=x.device)
+        eye = _eye(B, dev)
         same, pair = yc[:, None] == yc[None, :], ok[:, None] & ok[None, :]
         Q = torch.where(eye, Ey, S)
         o = Oy.diagonal()[:, None]                           # O[i, y_i]
         am = (same & pair).to(x.dtype); n = am.sum(1)
         den = Q + o
-        Pi = torch.where(ok, (Q / den * am).sum(1) / n.clamp(min=1), 1.)
+        R = Q / den
+        Pi = torch.where(ok, (R * am).sum(1) / n.clamp(min=1), 1.)
         rm = pair & ~same
         a1, a2 = Ey + Oy, S + Oy
         U = torch.where(rm, Oy / a1 + Oy / a2, 2.)
-        loss = -(Pi.log().sum() + (U / 2).log().sum()) / B
+        loss = (Pi.log().sum() + U.div(2).log_().sum()) * c
         if ctx.needs_input_grad[0]:
-            W = am / (n * Pi).clamp(min=1e-30)[:, None]     # d log P_i / d (Q_ij / den_ij)
-            gQ = c * W * o / den**2
-            go = c * (W * -Q / den**2).sum(1)                # through O[i, y_i], in every term of row i
-            rmU = c * rm / U
-            gEy = torch.where(eye, gQ, 0.) - rmU * Oy / a1**2
-            gS = torch.where(eye, 0., gQ) - rmU * Oy / a2**2
-            gOy = rmU * (Ey / a1**2 + S / a2**2) + torch.diag(go)
+            W = am.div_((n * Pi).clamp_(min=1e-30)[:, None])  # d log P_i / d R_ij
+            gQ = (W * o).div_(den * den).mul_(c)
+            go = (W * R).div_(den).sum(1).mul_(-c)          # through O[i, y_i], in every term of row i
+            rmU = rm * (c / U)
+            a1.mul_(a1); a2.mul_(a2)
+            gEy = torch.where(eye, gQ, 0.).sub_(rmU * Oy / a1)
+            gS = torch.where(eye, 0., gQ).sub_(rmU * Oy / a2)
+            gOy = (Ey / a1).add_(S / a2).mul_(rmU)
+            gOy.diagonal().add_(go)
             Y = F.one_hot(yc, C).to(x.dtype)                 # columns j -> their class y_j
-            gE = gEy @ Y + (gOy @ Y) @ M.T
-            gz = (torch.cat([gE, gS], 1) * A / T) @ K
+            gz = (torch.cat([gEy @ Y + (gOy @ Y) @ M.T, gS], 1).mul_(A).div_(T)) @ K
             ctx.save_for_backward((gz - z * (z * gz).sum(1, keepdim=True)) / norm)
         return loss
 
@@ -221,7 +234,7 @@ def __call__(self:PPPloss, x:Tensor, y:Tensor) -> Tensor:
     x = x.flatten(1).float()
     P, has = _proto_table(self.p_mem, x.device)
     if len(P) == 0: return x.sum() * 0.
-    return _PPPFunction.apply(x, F.normalize(P.detach().float(), dim=1), has, y, self.T)
+    return _PPPFunction.apply(x, _unit(P.detach().float()), has, y, self.T)
 
 # %% ../../nbs/18_cope.ipynb #f443c4e9
 class CoPEPlugin(SupervisedPlugin):
@@ -286,7 +299,7 @@ def after_forward(self:CoPEPlugin, strategy, **kwargs):
 @torch.no_grad()
 def after_training_iteration(self:CoPEPlugin, strategy, **kwargs):
     "Move each prototype towards its class's mean embedding in this minibatch."
-    z = F.normalize(strategy.mb_output.detach().float(), dim=1)
+    z = _unit(strategy.mb_output.detach().float())
     self._sum.index_add_(0, strategy.mb_y, z)
     self._count += torch.bincount(strategy.mb_y, minlength=self.n_classes)
     self.update_prototypes()
@@ -304,7 +317,7 @@ def update_prototypes(self:CoPEPlugin):
     "p_c <- normalise(alpha p_c + (1 - alpha) mean embedding of class c) for the classes seen since the last update."
     seen = (self._count > 0)[:, None]
     mean = self._sum / self._count.clamp(min=1)[:, None]
-    new = F.normalize(torch.lerp(mean, self.prototypes, self.alpha), dim=1)  # alpha p + (1 - alpha) mean
+    new = _unit(torch.lerp(mean, self.prototypes, self.alpha))  # alpha p + (1 - alpha) mean
     self.prototypes.copy_(torch.where(seen, new, self.prototypes))
     self._sum.zero_(); self._count.zero_()
 
@@ -313,7 +326,7 @@ def update_prototypes(self:CoPEPlugin):
 def predict_proba(self:CoPEPlugin, z:Tensor) -> Tensor:
     "Class probabilities of embeddings `z`: a softmax of the cosine similarities / T over the classes seen (uniform before any)."
     if self.prototypes is None: return torch.full((len(z), self.n_classes), 1 / self.n_classes, device=z.device)
-    s = (F.normalize(z.flatten(1).float(), dim=1) @ self.prototypes.T / self.T).masked_fill(~self.has_prototype, -math.inf)
+    s = (_unit(z.flatten(1).float()) @ self.prototypes.T / self.T).masked_fill(~self.has_prototype, -math.inf)
     return torch.where(self.has_prototype.any(), torch.softmax(s, dim=1).nan_to_num(0.), 1 / self.n_classes)
 
 @patch
