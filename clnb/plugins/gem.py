@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['GRAD_METHODS', 'trainable_params', 'flat_grad', 'write_grad', 'sample_patterns', 'EpisodicMemory',
-           'reference_gradients', 'loss_gradient', 'reference_precision', 'solve_box_qp', 'solve_dual', 'gram',
-           'GEMPlugin', 'run_stream']
+           'reference_gradients', 'loss_gradient', 'reference_precision', 'solve_box_qp', 'kkt_ok', 'solve_dual',
+           'gram', 'GEMPlugin', 'run_stream']
 
 # %% ../../nbs/15_gem.ipynb #f89ac006
 import contextlib, warnings
@@ -184,13 +184,23 @@ def solve_box_qp(P:np.ndarray, q:np.ndarray, lower:float, v:Optional[np.ndarray]
         if change <= tol * (1 + np.abs(v).max()): break
     return v
 
+def kkt_ok(P:np.ndarray, q:np.ndarray, lower:float, v:np.ndarray, tol:float=1e-9) -> bool:
+    "Whether `v` solves min 1/2 v'Pv + q'v over v >= lower: feasible, zero gradient on free coordinates, non-negative at the bound."
+    r, free = P @ v + q, v > lower + tol
+    return bool((v >= lower - tol).all() and (np.abs(r[free]) <= tol).all() and (r[~free] >= -tol).all())
+
 def solve_dual(P:np.ndarray, q:np.ndarray, lower:float, eps:float=1e-3, polish:int=100):
-    "argmin over v >= lower of 1/2 v'Pv + q'v: quadprog (scaled, ridge `eps`) polished by coordinate descent; `(v, fell_back)`."
+    "argmin over v >= lower of 1/2 v'Pv + q'v (P = G G^T): quadprog on the scaled problem, checked; else with a ridge `eps`, polished; else coordinate descent. `(v, fell_back)`."
     import quadprog
     scale = P.diagonal().max()
     if not scale > 0: return np.full(len(q), float(lower)), False   # all reference gradients are zero
     P, q = P / scale, q / scale
-    try: v = quadprog.solve_qp(0.5 * (P + P.T) + eps * np.eye(len(q)), -q, np.eye(len(q)), np.full(len(q), float(lower)))[0]
+    I, b = np.eye(len(q)), np.full(len(q), float(lower))
+    try:                                                            # exact when P is positive definite (the usual case)
+        v = quadprog.solve_qp(0.5 * (P + P.T), -q, I, b)[0]
+        if kkt_ok(P, q, lower, v): return v, False
+    except ValueError: pass
+    try: v = quadprog.solve_qp(0.5 * (P + P.T) + eps * I, -q, I, b)[0]
     except ValueError: return solve_box_qp(P, q, lower), True       # "constraints are inconsistent" and kin
     return solve_box_qp(P, q, lower, v, iters=polish), False
 
