@@ -7,6 +7,8 @@ __all__ = ['ClassBalancedReservoir', 'quota_on_device', 'replay_batches', 'PPPlo
 
 # %% ../../nbs/18_cope.ipynb #6de1d324
 import math, time
+from types import SimpleNamespace
+import numpy as np
 from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
@@ -176,51 +178,73 @@ def _unit(v:Tensor) -> Tensor:
 
 _EYES = {}
 def _eye(n:int, device) -> Tensor:
-    "A boolean identity matrix, cached by size and device (the loss needs two per call)."
+    "A boolean identity matrix, cached by size and device."
     e = _EYES.get((n, device))
     if e is None: e = _EYES[(n, device)] = torch.eye(n, dtype=torch.bool, device=device)
     return e
 
+# The array operations `_ppp_math` needs whose spelling differs between torch and NumPy; the rest is operators.
+_TORCH_OPS = SimpleNamespace(exp=torch.exp, log=torch.log, where=torch.where, cat=torch.cat,
+                             at_least=lambda a, m: a.clamp(min=m), at_most=lambda a, m: a.clamp(max=m),
+                             rowsum=lambda a: a.sum(1, keepdim=True), sqrt=torch.sqrt,
+                             eye=lambda n, like: _eye(n, like.device), arange=lambda n, like: torch.arange(n, device=like.device),
+                             cast=lambda m, like: m.to(like.dtype))
+_NUMPY_OPS = SimpleNamespace(exp=np.exp, log=np.log, where=np.where, cat=np.concatenate,
+                             at_least=np.maximum, at_most=np.minimum,
+                             rowsum=lambda a: a.sum(1, keepdims=True), sqrt=np.sqrt,
+                             eye=lambda n, like: np.eye(n, dtype=bool), arange=lambda n, like: np.arange(n),
+                             cast=lambda m, like: m.astype(like.dtype))
+
+def _ppp_math(x, P, has, y, T:float, want_grad:bool, ops):
+    "The PPP loss of raw embeddings `x` (B, d) and, if `want_grad`, its gradient w.r.t. `x`, in closed form, on torch tensors or NumPy arrays (`ops`)."
+    B, C, c = len(x), len(P), -1. / len(x)
+    norm = ops.at_least(ops.sqrt(ops.rowsum(x * x)), 1e-12)
+    z = x / norm
+    yc = ops.at_most(y, C - 1)
+    ok = (y < C) & has[yc]                               # samples whose class has a prototype
+    K = ops.cat([P, z])                                  # the prototypes, then the pseudo-prototypes
+    A = ops.exp((z @ K.T - 1) / T)                       # E | S: e(z_i, p_k), then e(z_i, z_j)
+    E, S = A[:, :C], A[:, C:]
+    M = ops.cast(~ops.eye(C, x) & has[:, None], x)       # M[k, c]: k is another class than c, with a prototype
+    O = E @ M
+    Oy, Ey = O[:, yc], E[:, yc]
+    eye = ops.eye(B, x)
+    same, pair = yc[:, None] == yc[None, :], ok[:, None] & ok[None, :]
+    Q = ops.where(eye, Ey, S)
+    o = Oy.diagonal()[:, None]                           # O[i, y_i]
+    am = ops.cast(same & pair, x); n = am.sum(1)
+    den = Q + o
+    R = Q / den
+    Pi = ops.where(ok, (R * am).sum(1) / ops.at_least(n, 1), 1.)
+    rm = pair & ~same
+    a1, a2 = Ey + Oy, S + Oy
+    U = ops.where(rm, Oy / a1 + Oy / a2, 2.)
+    loss = (ops.log(Pi).sum() + ops.log(U / 2).sum()) * c
+    if not want_grad: return loss, None
+    W = am / ops.at_least(n * Pi, 1e-30)[:, None]        # d log P_i / d R_ij
+    gQ = W * o / (den * den) * c
+    go = (W * R / den).sum(1) * -c                       # through O[i, y_i], in every term of row i
+    rmU = rm * (c / U)
+    a1, a2 = a1 * a1, a2 * a2
+    gEy = ops.where(eye, gQ, 0.) - rmU * Oy / a1
+    gS = ops.where(eye, 0., gQ) - rmU * Oy / a2
+    gOy = (Ey / a1 + S / a2) * rmU
+    d = ops.arange(B, x); gOy[d, d] += go
+    Y = ops.cast(yc[:, None] == ops.arange(C, x)[None, :], x)   # one-hot: columns j -> their class y_j
+    gz = (ops.cat([gEy @ Y + (gOy @ Y) @ M.T, gS], 1) * A / T) @ K
+    return loss, (gz - z * ops.rowsum(z * gz)) / norm
+
 class _PPPFunction(torch.autograd.Function):
-    "The PPP loss of raw embeddings `x`, its gradient in closed form (computed with the loss when `x` needs one): no autograd graph."
+    "The PPP loss of raw embeddings `x`, its gradient computed with it when `x` needs one: no autograd graph."
+    numpy_below = 8192   # on the CPU, batches with B (C + B) below this run in NumPy: its per-call overhead is a quarter of torch's
     @staticmethod
     def forward(ctx, x, P, has, y, T):
-        B, C, c, dev = len(x), len(P), -1. / len(x), x.device
-        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_(min=1e-12)
-        z = x / norm
-        yc = y.clamp(max=C - 1)
-        ok = (y < C) & has[yc]                               # samples whose class has a prototype
-        K = torch.cat([P, z])                                # the prototypes, then the pseudo-prototypes
-        A = (z @ K.T).sub_(1).div_(T).exp_()                 # E | S: e(z_i, p_k), then e(z_i, z_j)
-        E, S = A[:, :C], A[:, C:]
-        M = (~_eye(C, dev) & has[:, None]).to(x.dtype)       # M[k, c]: k is another class than c, with a prototype
-        O = E @ M
-        Oy, Ey = O[:, yc], E[:, yc]
-        eye = _eye(B, dev)
-        same, pair = yc[:, None] == yc[None, :], ok[:, None] & ok[None, :]
-        Q = torch.where(eye, Ey, S)
-        o = Oy.diagonal()[:, None]                           # O[i, y_i]
-        am = (same & pair).to(x.dtype); n = am.sum(1)
-        den = Q + o
-        R = Q / den
-        Pi = torch.where(ok, (R * am).sum(1) / n.clamp(min=1), 1.)
-        rm = pair & ~same
-        a1, a2 = Ey + Oy, S + Oy
-        U = torch.where(rm, Oy / a1 + Oy / a2, 2.)
-        loss = (Pi.log().sum() + U.div(2).log_().sum()) * c
-        if ctx.needs_input_grad[0]:
-            W = am.div_((n * Pi).clamp_(min=1e-30)[:, None])  # d log P_i / d R_ij
-            gQ = (W * o).div_(den * den).mul_(c)
-            go = (W * R).div_(den).sum(1).mul_(-c)          # through O[i, y_i], in every term of row i
-            rmU = rm * (c / U)
-            a1.mul_(a1); a2.mul_(a2)
-            gEy = torch.where(eye, gQ, 0.).sub_(rmU * Oy / a1)
-            gS = torch.where(eye, 0., gQ).sub_(rmU * Oy / a2)
-            gOy = (Ey / a1).add_(S / a2).mul_(rmU)
-            gOy.diagonal().add_(go)
-            Y = F.one_hot(yc, C).to(x.dtype)                 # columns j -> their class y_j
-            gz = (torch.cat([gEy @ Y + (gOy @ Y) @ M.T, gS], 1).mul_(A).div_(T)) @ K
-            ctx.save_for_backward((gz - z * (z * gz).sum(1, keepdim=True)) / norm)
+        want = ctx.needs_input_grad[0]
+        if x.device.type == "cpu" and len(x) * (len(P) + len(x)) < _PPPFunction.numpy_below:
+            loss, g = _ppp_math(x.detach().numpy(), P.numpy(), has.numpy(), y.numpy(), T, want, _NUMPY_OPS)
+            loss, g = torch.tensor(loss, dtype=x.dtype), (None if g is None else torch.from_numpy(g))
+        else: loss, g = _ppp_math(x, P, has, y, T, want, _TORCH_OPS)
+        if want: ctx.save_for_backward(g)
         return loss
 
     @staticmethod
