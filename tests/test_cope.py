@@ -29,7 +29,7 @@ def test_online_stream_learns_all_classes():
     bm = online()
     assert len(bm.train_stream) == 48
     s, cope, acc = train_cope(bm)
-    assert acc > 0.7    # fine-tuning ends near 1/3 here (the last 2 of 6 classes); seeds 0-5 give 0.75-0.96
+    assert acc > 0.7    # fine-tuning ends near 1/3 here (the last 2 of 6 classes); seeds 0-5 give 0.75-0.96 (0.746 at worst)
     assert cope.memory.class_counts().tolist() == [5] * 6
     torch.testing.assert_close(cope.prototypes.norm(dim=1), torch.ones(6))
 
