@@ -280,14 +280,11 @@ class CoPEPlugin(SupervisedPlugin):
         self.mem_size, self.n_classes, self.p_size, self.alpha, self.T = mem_size, n_classes, p_size, float(alpha), _check_T(T)
         self.memory = ClassBalancedReservoir(mem_size, n_classes, update_every=self.memory_update_every)
         self.prototypes = self.has_prototype = None   # (n_classes, p_size) unit rows, and which classes have one
-        self._sum = self._count = None                # per-class sums of the current experience's embeddings
         self.ppp_loss, self.initialized = None, False
 
     def _init_state(self, device):
         self.prototypes = F.normalize(torch.randn(self.n_classes, self.p_size, device=device), dim=1)  # random until a class is seen
         self.has_prototype = torch.zeros(self.n_classes, dtype=torch.bool, device=device)
-        self._sum = torch.zeros(self.n_classes, self.p_size, device=device)
-        self._count = torch.zeros(self.n_classes, device=device)
         self.ppp_loss = PPPloss((self.prototypes, self.has_prototype), T=self.T)
 
     @property
@@ -323,10 +320,7 @@ def after_forward(self:CoPEPlugin, strategy, **kwargs):
 @torch.no_grad()
 def after_training_iteration(self:CoPEPlugin, strategy, **kwargs):
     "Move each prototype towards its class's mean embedding in this minibatch."
-    z = _unit(strategy.mb_output.detach().float())
-    self._sum.index_add_(0, strategy.mb_y, z)
-    self._count += torch.bincount(strategy.mb_y, minlength=self.n_classes)
-    self.update_prototypes()
+    self.update_prototypes(strategy.mb_output, strategy.mb_y)
 
 @patch
 @torch.no_grad()
@@ -337,13 +331,12 @@ def after_training_exp(self:CoPEPlugin, strategy, **kwargs):
 
 @patch
 @torch.no_grad()
-def update_prototypes(self:CoPEPlugin):
-    "p_c <- normalise(alpha p_c + (1 - alpha) mean embedding of class c) for the classes seen since the last update."
-    seen = (self._count > 0)[:, None]
-    mean = self._sum / self._count.clamp(min=1)[:, None]
-    new = _unit(torch.lerp(mean, self.prototypes, self.alpha))  # alpha p + (1 - alpha) mean
-    self.prototypes.copy_(torch.where(seen, new, self.prototypes))
-    self._sum.zero_(); self._count.zero_()
+def update_prototypes(self:CoPEPlugin, z:Tensor, y:Tensor):
+    "p_c <- normalise(alpha p_c + (1 - alpha) mean of the normalised embeddings `z` of class c), for the classes in `y`."
+    count = torch.bincount(y, minlength=self.n_classes)
+    mean = torch.zeros_like(self.prototypes).index_add_(0, y, _unit(z.detach().float())) / count.clamp(min=1)[:, None]
+    new = _unit(torch.lerp(mean, self.prototypes, self.alpha))   # alpha p + (1 - alpha) mean
+    self.prototypes.copy_(torch.where((count > 0)[:, None], new, self.prototypes))
 
 @patch
 @torch.no_grad()
