@@ -64,7 +64,9 @@ class Timer:
     "Adds up the wall time and the process CPU time (all threads) of the blocks it times."
     def __init__(self): self.total = self.cpu = 0.0
     def __enter__(self): self.t0, self.c0 = time.perf_counter(), time.process_time(); return self
-    def __exit__(self, *a): self.total += time.perf_counter() - self.t0; self.cpu += time.process_time() - self.c0
+    def __exit__(self, *a):
+        if torch.cuda.is_available() and torch.cuda.is_initialized(): torch.cuda.synchronize()   # work queued on a GPU counts
+        self.total += time.perf_counter() - self.t0; self.cpu += time.process_time() - self.c0
 
 def rates(ttrain:Timer, teval:Timer, n_train:int, n_eval:int) -> dict:
     "Samples per second of wall time and per second of CPU time, training and evaluation."

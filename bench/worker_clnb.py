@@ -18,11 +18,13 @@ def main(a):
     torch.manual_seed(a.seed)
     tr, params = C.split_params(json.loads(a.params))
     model = MLP(784, C.PROTOCOL["hidden"], C.output_size(a.strategy, params))
-    s = build_strategy(a.strategy, model, C.sgd(model, tr["lr"], tr["momentum"]), device="cpu", train_mb_size=tr["train_mb_size"],
+    s = build_strategy(a.strategy, model, C.sgd(model, tr["lr"], tr["momentum"]), device=a.device, train_mb_size=tr["train_mb_size"],
                        train_epochs=tr["train_epochs"], eval_mb_size=C.PROTOCOL["eval_mb_size"], **params)
     r, times = C.train_and_eval(s, bm, whole_stream=a.strategy == "joint", epochs=tr["train_epochs"])
     C.report(library="clnb", strategy=a.strategy, data="tensors", final_acc=r["Top1_Acc_Stream/eval_phase/test_stream/Task000"],
              setup_s=setup_s, **times)
 
 if __name__ == "__main__":
-    main(C.arg_parser(__doc__).parse_args())
+    p = C.arg_parser(__doc__)
+    p.add_argument("--device", default="cpu", help="where clnb trains (the protocol: cpu; gpu_check.py passes cuda)")
+    main(p.parse_args())

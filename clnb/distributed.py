@@ -32,15 +32,16 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 def init_distributed(backend:Optional[str]=None) -> torch.device:
-    "Join the process group set up by `torchrun` (gloo on CPUs, nccl on GPUs); returns this rank's device."
+    "Join the process group set up by `torchrun` (nccl when each rank of this node has a GPU of its own, else gloo on the CPUs); returns this rank's device."
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise RuntimeError("init_distributed: RANK and WORLD_SIZE are not set; launch with `torchrun --nproc_per_node N script.py`")
-    cuda = torch.cuda.is_available()
+    local, local_n = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    cuda = torch.cuda.is_available() and torch.cuda.device_count() >= local_n   # one GPU per rank on this node, else the CPUs
     backend = backend or ("nccl" if cuda else "gloo")
     if backend not in ("gloo", "nccl", "mpi"): raise ValueError(f"backend: expected 'gloo', 'nccl' or 'mpi', got {backend!r}")
     if not is_dist(): dist.init_process_group(backend)
     if cuda and backend == "nccl":
-        local = int(os.environ.get("LOCAL_RANK", 0)); torch.cuda.set_device(local)
+        torch.cuda.set_device(local)
         return torch.device("cuda", local)
     return torch.device("cpu")
 

@@ -31,3 +31,28 @@ def test_compile_matches_eager():
     assert list(sc.model.state_dict()) == list(se.model.state_dict())   # compiled in place: same keys
     assert abs(ac - ae) <= 0.005, (ac, ae)
     for p, q in zip(sc.model.parameters(), se.model.parameters()): assert (p - q).abs().max() < 1e-3
+
+def test_every_strategy_of_the_template_takes_precision_and_compile():
+    "DER and JointTraining have their own constructors: `precision` and `compile` reach the template through them too."
+    from clnb.strategies.der import DER
+    from clnb.strategies.joint import JointTraining
+    from clnb.registry import build_strategy
+    for cls in (DER, JointTraining):
+        model = MLP(784, (16,), 10)
+        s = cls(model, torch.optim.SGD(model.parameters(), lr=0.01), torch.nn.CrossEntropyLoss(), device="cpu",
+                precision="bf16-mixed", compile=False, evaluator=None)
+        assert s.precision == "bf16-mixed" and s.compile is False
+        with pytest.raises(ValueError, match="precision"): cls(model, torch.optim.SGD(model.parameters(), lr=0.01),
+                                                                torch.nn.CrossEntropyLoss(), precision="fp8")
+    model = MLP(784, (16,), 10)
+    assert build_strategy("der", model, torch.optim.SGD(model.parameters(), lr=0.01), precision="bf16-mixed").precision == "bf16-mixed"
+
+def test_der_trains_in_bf16():
+    set_seed(0)
+    from clnb.strategies.der import DER
+    bm = split_fmnist(n_experiences=5, seed=None, train_size=1000, test_size=500)
+    model = MLP(784, (32,), 10)
+    s = DER(model, torch.optim.SGD(model.parameters(), lr=0.05), mem_size=100, train_mb_size=32, device="cpu",
+            precision="bf16-mixed", evaluator=EvaluationPlugin(accuracy_metrics(stream=True)))
+    for e in bm.train_stream[:2]: s.train(e)
+    assert s.eval(bm.test_stream[:2])[ACC] > 0.5

@@ -124,7 +124,7 @@ def replay_batches(loader, memory:ClassBalancedReservoir, mem_batch_size:Optiona
     for b in loader:
         if len(memory) == 0: yield b; continue
         xm, ym, tm = memory.sample(mem_batch_size or len(b[0]))
-        yield [torch.cat([b[0], xm.to(b[0].dtype)]), torch.cat([b[1], ym]), torch.cat([b[2], tm])]
+        yield [torch.cat([b[0], xm.to(b[0].device, b[0].dtype)]), torch.cat([b[1], ym.to(b[1].device)]), torch.cat([b[2], tm.to(b[2].device)])]
 
 # %% ../../nbs/18_cope.ipynb #45649550
 def _proto_table(p_mem, device=None):
@@ -325,9 +325,9 @@ def after_training_iteration(self:CoPEPlugin, strategy, **kwargs):
 @patch
 @torch.no_grad()
 def after_training_exp(self:CoPEPlugin, strategy, **kwargs):
-    "Offer the experience's samples to the memory."
+    "Offer the experience's samples to the memory, which lives on the strategy's device (replay then copies nothing per step)."
     ds = strategy.experience.dataset
-    self.memory.add(ds.x, ds.y, ds.t)
+    self.memory.add(*(v.to(strategy.device) for v in (ds.x, ds.y, ds.t)))
 
 @patch
 @torch.no_grad()

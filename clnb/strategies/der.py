@@ -35,12 +35,13 @@ class DER(SupervisedTemplate):
                  plugins=None,                     # plugins, called in this order
                  evaluator=default_evaluator,      # EvaluationPlugin (or a function returning one), None for none
                  eval_every=-1,                    # periodic eval: -1 never, 0 after each experience, k every k units
-                 peval_mode='epoch'):              # unit of eval_every
+                 peval_mode='epoch',               # unit of eval_every
+                 **base_kwargs):                   # other `SupervisedTemplate` arguments: `precision`, `compile`
         _check_pos_int(mem_size, "mem_size")
         if batch_size_mem is not None: _check_pos_int(batch_size_mem, "batch_size_mem")
         _check_nonneg(alpha, "alpha"); _check_nonneg(beta, "beta")
         super().__init__(model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size, device, plugins,
-                         evaluator, eval_every, peval_mode)
+                         evaluator, eval_every, peval_mode, **base_kwargs)
         self.mem_size, self.alpha, self.beta = mem_size, alpha, beta
         self.batch_size_mem = train_mb_size if batch_size_mem is None else batch_size_mem
         self.buffer = Buffer(mem_size, device=self.device)  # x, y, t, logits and the experience of insertion

@@ -27,9 +27,10 @@ class JointTraining(SupervisedTemplate):
                  device="cpu",                    # torch device
                  plugins:Optional[Sequence]=None, # plugins, called in this order
                  evaluator=default_evaluator,     # EvaluationPlugin, a function returning one, or None
-                 eval_every:int=-1):              # periodic eval: -1 never, 0 at the end of training, k every k epochs
+                 eval_every:int=-1,               # periodic eval: -1 never, 0 at the end of training, k every k epochs
+                 **base_kwargs):                  # other `SupervisedTemplate` arguments: `precision`, `compile`
         if not isinstance(classifier_field, str): raise TypeError(f"classifier_field: expected a str, got {type(classifier_field).__name__}")
-        super().__init__(model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every)
+        super().__init__(model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every, **base_kwargs)
         self.classifier_field = classifier_field
         self.task_layers = {}         # task label -> its head (when heads are swapped)
         self.task_n_outputs = {}      # task label -> units its head needs (largest label + 1)
