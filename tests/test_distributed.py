@@ -20,6 +20,7 @@ SCRIPT = textwrap.dedent('''
     for e in bm.train_stream: s.train(e)
     acc = s.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
     torch.save({"weights": [p.detach() for p in model.parameters()], "acc": acc}, f"{out}/rank{get_rank()}.pt")
+    if is_dist(): torch.distributed.barrier(); torch.distributed.destroy_process_group()   # a clean exit: no gloo thread left to abort
 ''')
 
 def _available(name):
