@@ -68,6 +68,7 @@ from .evaluation import TaskMeter
 class ReducedTaskMeter(TaskMeter):
     "A `TaskMeter` whose sums and counts are summed across ranks when read."
     def totals(self):
+        self.flush()
         if self.sum is not None and is_dist():
             both = torch.stack([self.sum, self.count]); dist.all_reduce(both)
             s, c = both.tolist()

@@ -61,21 +61,30 @@ def _task_of(exp) -> int:
 
 # %% ../nbs/05_evaluation.ipynb #da142d4b
 class TaskMeter:
-    "Per-task running sums and counts on the device; read with one sync."
+    "Per-task running sums and counts on the device; read with one sync. Updates wait in a short list and are added in one go."
+    flush_every = 64   # pending updates added together (a few device ops per flush instead of per minibatch)
     def __init__(self): self.reset()
-    def reset(self): self.sum = self.count = None
+    def reset(self): self.sum = self.count = None; self._pending, self._size = [], 16   # _size: task labels the sums have room for
     def update(self, values:Tensor, t:Tensor):
-        "Add per-sample `values` under their task labels `t`."
-        n = 16 if self.sum is None else len(self.sum)
-        if self.sum is None: self.sum = torch.zeros(n, device=values.device, dtype=torch.float64); self.count = torch.zeros_like(self.sum)
-        self.sum.index_add_(0, t, values.detach().to(torch.float64)); self.count.index_add_(0, t, torch.ones_like(values, dtype=torch.float64))
+        "Add per-sample `values` under their task labels `t` (kept until the next read, or `flush_every` updates)."
+        self._pending.append((values.detach(), t))
+        if len(self._pending) >= self.flush_every: self.flush()
+    def flush(self):
+        "Add the pending updates to the sums and counts."
+        if not self._pending: return
+        vs, ts = zip(*self._pending); self._pending = []
+        v, t = (torch.cat(vs), torch.cat(ts)) if len(vs) > 1 else (vs[0], ts[0])
+        if self.sum is None: self.sum = torch.zeros(self._size, device=v.device, dtype=torch.float64); self.count = torch.zeros_like(self.sum)
+        elif len(self.sum) < self._size:
+            pad = self.sum.new_zeros(self._size - len(self.sum))
+            self.sum, self.count = torch.cat([self.sum, pad]), torch.cat([self.count, pad])
+        self.sum.index_add_(0, t, v.to(torch.float64)); self.count.index_add_(0, t, torch.ones_like(v, dtype=torch.float64))
     def grow(self, n_tasks:int):
         "Make room for task labels up to `n_tasks - 1` (a host-side check)."
-        if self.sum is not None and n_tasks > len(self.sum):
-            pad = torch.zeros(2 * n_tasks - len(self.sum), device=self.sum.device, dtype=self.sum.dtype)
-            self.sum, self.count = torch.cat([self.sum, pad]), torch.cat([self.count, pad])
+        if n_tasks > self._size: self._size = 2 * n_tasks   # the sums are padded at the next flush
     def totals(self) -> Dict[int, tuple]:
         "{task: (sum, count)} for tasks with samples (one sync)."
+        self.flush()
         if self.sum is None: return {}
         s, c = self.sum.tolist(), self.count.tolist()
         return {t: (s[t], c[t]) for t in range(len(s)) if c[t] > 0}

@@ -333,8 +333,17 @@ def after_training_exp(self:CoPEPlugin, strategy, **kwargs):
 @torch.no_grad()
 def update_prototypes(self:CoPEPlugin, z:Tensor, y:Tensor):
     "p_c <- normalise(alpha p_c + (1 - alpha) mean of the normalised embeddings `z` of class c), for the classes in `y`."
+    z = z.detach().float()
+    if z.device.type == "cpu" and len(z) * self.n_classes < _PPPFunction.numpy_below:   # small CPU batches: in NumPy, in place
+        P, zn, yn = self.prototypes.numpy(), z.numpy(), y.numpy()
+        Y = yn[:, None] == np.arange(self.n_classes)                  # one-hot (batch, classes)
+        count = Y.sum(0); seen = count > 0
+        mean = (Y[:, seen].T.astype(zn.dtype) @ (zn / np.maximum(np.sqrt((zn * zn).sum(1, keepdims=True)), 1e-12))) / count[seen, None]
+        new = mean + self.alpha * (P[seen] - mean)                      # torch.lerp's formula
+        P[seen] = new / np.maximum(np.sqrt((new * new).sum(1, keepdims=True)), 1e-12)
+        return
     count = torch.bincount(y, minlength=self.n_classes)
-    mean = torch.zeros_like(self.prototypes).index_add_(0, y, _unit(z.detach().float())) / count.clamp(min=1)[:, None]
+    mean = torch.zeros_like(self.prototypes).index_add_(0, y, _unit(z)) / count.clamp(min=1)[:, None]
     new = _unit(torch.lerp(mean, self.prototypes, self.alpha))   # alpha p + (1 - alpha) mean
     self.prototypes.copy_(torch.where((count > 0)[:, None], new, self.prototypes))
 
