@@ -183,6 +183,12 @@ def _eye(n:int, device) -> Tensor:
     if e is None: e = _EYES[(n, device)] = torch.eye(n, dtype=torch.bool, device=device)
     return e
 
+def _np_eye(n:int) -> np.ndarray:
+    "A read-only boolean identity matrix (NumPy), cached by size."
+    e = _EYES.get(n)
+    if e is None: e = _EYES[n] = np.eye(n, dtype=bool); e.flags.writeable = False
+    return e
+
 # The array operations `_ppp_math` needs whose spelling differs between torch and NumPy; the rest is operators.
 _TORCH_OPS = SimpleNamespace(exp=torch.exp, log=torch.log, where=torch.where, cat=torch.cat,
                              at_least=lambda a, m: a.clamp(min=m), at_most=lambda a, m: a.clamp(max=m),
@@ -192,7 +198,7 @@ _TORCH_OPS = SimpleNamespace(exp=torch.exp, log=torch.log, where=torch.where, ca
 _NUMPY_OPS = SimpleNamespace(exp=np.exp, log=np.log, where=np.where, cat=np.concatenate,
                              at_least=np.maximum, at_most=np.minimum,
                              rowsum=lambda a: a.sum(1, keepdims=True), sqrt=np.sqrt,
-                             eye=lambda n, like: np.eye(n, dtype=bool), arange=lambda n, like: np.arange(n),
+                             eye=lambda n, like: _np_eye(n), arange=lambda n, like: np.arange(n),
                              cast=lambda m, like: m.astype(like.dtype))
 
 def _ppp_math(x, P, has, y, T:float, want_grad:bool, ops):
@@ -241,9 +247,11 @@ class _PPPFunction(torch.autograd.Function):
     def forward(ctx, x, P, has, y, T):
         want = ctx.needs_input_grad[0]
         if x.device.type == "cpu" and len(x) * (len(P) + len(x)) < _PPPFunction.numpy_below:
-            loss, g = _ppp_math(x.detach().numpy(), P.numpy(), has.numpy(), y.numpy(), T, want, _NUMPY_OPS)
-            loss, g = torch.tensor(loss, dtype=x.dtype), (None if g is None else torch.from_numpy(g))
-        else: loss, g = _ppp_math(x, P, has, y, T, want, _TORCH_OPS)
+            Pn = P.numpy()
+            Pn = Pn / np.maximum(np.sqrt((Pn * Pn).sum(1, keepdims=True)), 1e-12)
+            loss, g = _ppp_math(x.detach().numpy(), Pn, has.numpy(), y.numpy(), T, want, _NUMPY_OPS)
+            loss, g = torch.from_numpy(np.asarray(loss, dtype=np.float32)), (None if g is None else torch.from_numpy(g))
+        else: loss, g = _ppp_math(x, _unit(P), has, y, T, want, _TORCH_OPS)
         if want: ctx.save_for_backward(g)
         return loss
 
@@ -258,7 +266,7 @@ def __call__(self:PPPloss, x:Tensor, y:Tensor) -> Tensor:
     x = x.flatten(1).float()
     P, has = _proto_table(self.p_mem, x.device)
     if len(P) == 0: return x.sum() * 0.
-    return _PPPFunction.apply(x, _unit(P.detach().float()), has, y, self.T)
+    return _PPPFunction.apply(x, P.detach().float(), has, y, self.T)   # the prototypes are normalised there
 
 # %% ../../nbs/18_cope.ipynb #f443c4e9
 class CoPEPlugin(SupervisedPlugin):
