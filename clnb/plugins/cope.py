@@ -176,17 +176,18 @@ def _unit(v:Tensor) -> Tensor:
     "The rows of `v` scaled to unit length: `F.normalize(v, dim=1)` without its Python wrappers (it runs several times per step)."
     return v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_(min=1e-12)
 
-_EYES = {}
-def _eye(n:int, device) -> Tensor:
-    "A boolean identity matrix, cached by size and device."
-    e = _EYES.get((n, device))
-    if e is None: e = _EYES[(n, device)] = torch.eye(n, dtype=torch.bool, device=device)
-    return e
+def _np_unit(v:np.ndarray) -> np.ndarray:
+    "`_unit` for NumPy arrays."
+    return v / np.maximum(np.sqrt((v * v).sum(1, keepdims=True)), 1e-12)
 
-def _np_eye(n:int) -> np.ndarray:
-    "A read-only boolean identity matrix (NumPy), cached by size."
-    e = _EYES.get(n)
-    if e is None: e = _EYES[n] = np.eye(n, dtype=bool); e.flags.writeable = False
+_EYES = {}
+def _eye(n:int, device=None):
+    "A boolean identity matrix, cached by size and device (a read-only NumPy array when `device` is None)."
+    e = _EYES.get((n, device))
+    if e is None:
+        if device is None: e = np.eye(n, dtype=bool); e.flags.writeable = False
+        else: e = torch.eye(n, dtype=torch.bool, device=device)
+        _EYES[(n, device)] = e
     return e
 
 # The array operations `_ppp_math` needs whose spelling differs between torch and NumPy; the rest is operators.
@@ -194,12 +195,12 @@ _TORCH_OPS = SimpleNamespace(exp=torch.exp, log=torch.log, where=torch.where, ca
                              at_least=lambda a, m: a.clamp(min=m), at_most=lambda a, m: a.clamp(max=m),
                              rowsum=lambda a: a.sum(1, keepdim=True), sqrt=torch.sqrt,
                              eye=lambda n, like: _eye(n, like.device), arange=lambda n, like: torch.arange(n, device=like.device),
-                             cast=lambda m, like: m.to(like.dtype))
+                             cast=lambda m, like: m.to(like.dtype), unit=_unit)
 _NUMPY_OPS = SimpleNamespace(exp=np.exp, log=np.log, where=np.where, cat=np.concatenate,
                              at_least=np.maximum, at_most=np.minimum,
                              rowsum=lambda a: a.sum(1, keepdims=True), sqrt=np.sqrt,
-                             eye=lambda n, like: _np_eye(n), arange=lambda n, like: np.arange(n),
-                             cast=lambda m, like: m.astype(like.dtype))
+                             eye=lambda n, like: _eye(n), arange=lambda n, like: np.arange(n),
+                             cast=lambda m, like: m.astype(like.dtype), unit=_np_unit)
 
 def _ppp_math(x, P, has, y, T:float, want_grad:bool, ops):
     "The PPP loss of raw embeddings `x` (B, d) and, if `want_grad`, its gradient w.r.t. `x`, in closed form, on torch tensors or NumPy arrays (`ops`)."
@@ -247,9 +248,7 @@ class _PPPFunction(torch.autograd.Function):
     def forward(ctx, x, P, has, y, T):
         want = ctx.needs_input_grad[0]
         if x.device.type == "cpu" and len(x) * (len(P) + len(x)) < _PPPFunction.numpy_below:
-            Pn = P.numpy()
-            Pn = Pn / np.maximum(np.sqrt((Pn * Pn).sum(1, keepdims=True)), 1e-12)
-            loss, g = _ppp_math(x.detach().numpy(), Pn, has.numpy(), y.numpy(), T, want, _NUMPY_OPS)
+            loss, g = _ppp_math(x.detach().numpy(), _np_unit(P.numpy()), has.numpy(), y.numpy(), T, want, _NUMPY_OPS)
             loss, g = torch.from_numpy(np.asarray(loss, dtype=np.float32)), (None if g is None else torch.from_numpy(g))
         else: loss, g = _ppp_math(x, _unit(P), has, y, T, want, _TORCH_OPS)
         if want: ctx.save_for_backward(g)
@@ -337,23 +336,23 @@ def after_training_exp(self:CoPEPlugin, strategy, **kwargs):
     ds = strategy.experience.dataset
     self.memory.add(*(v.to(strategy.device) for v in (ds.x, ds.y, ds.t)))
 
+def _moved_prototypes(P, z, y, alpha:float, ops):
+    "The unit prototypes `P` (C, d) after one update with embeddings `z` (B, d) of classes `y`, on torch tensors or NumPy arrays (`ops`)."
+    Y = ops.cast(y[:, None] == ops.arange(len(P), z)[None, :], z)   # one-hot (B, C)
+    count = Y.sum(0)
+    mean = (Y.T @ ops.unit(z)) / ops.at_least(count, 1)[:, None]     # each class's mean normalised embedding
+    new = ops.unit(mean + alpha * (P - mean))                         # alpha p + (1 - alpha) mean, normalised
+    return ops.where((count > 0)[:, None], new, P)                   # classes absent from `y` keep theirs
+
 @patch
 @torch.no_grad()
 def update_prototypes(self:CoPEPlugin, z:Tensor, y:Tensor):
     "p_c <- normalise(alpha p_c + (1 - alpha) mean of the normalised embeddings `z` of class c), for the classes in `y`."
     z = z.detach().float()
-    if z.device.type == "cpu" and len(z) * self.n_classes < _PPPFunction.numpy_below:   # small CPU batches: in NumPy, in place
-        P, zn, yn = self.prototypes.numpy(), z.numpy(), y.numpy()
-        Y = yn[:, None] == np.arange(self.n_classes)                  # one-hot (batch, classes)
-        count = Y.sum(0); seen = count > 0
-        mean = (Y[:, seen].T.astype(zn.dtype) @ (zn / np.maximum(np.sqrt((zn * zn).sum(1, keepdims=True)), 1e-12))) / count[seen, None]
-        new = mean + self.alpha * (P[seen] - mean)                      # torch.lerp's formula
-        P[seen] = new / np.maximum(np.sqrt((new * new).sum(1, keepdims=True)), 1e-12)
-        return
-    count = torch.bincount(y, minlength=self.n_classes)
-    mean = torch.zeros_like(self.prototypes).index_add_(0, y, _unit(z)) / count.clamp(min=1)[:, None]
-    new = _unit(torch.lerp(mean, self.prototypes, self.alpha))   # alpha p + (1 - alpha) mean
-    self.prototypes.copy_(torch.where((count > 0)[:, None], new, self.prototypes))
+    if z.device.type == "cpu" and len(z) * self.n_classes < _PPPFunction.numpy_below:   # small CPU batches: in NumPy
+        P = self.prototypes.numpy()   # shares the tensor's memory
+        np.copyto(P, _moved_prototypes(P, z.numpy(), y.numpy(), self.alpha, _NUMPY_OPS))
+    else: self.prototypes.copy_(_moved_prototypes(self.prototypes, z, y, self.alpha, _TORCH_OPS))
 
 @patch
 @torch.no_grad()
