@@ -65,6 +65,8 @@ class TaskMeter:
     flush_every = 64   # pending updates added together (a few device ops per flush instead of per minibatch)
     def __init__(self): self.reset()
     def reset(self): self.sum = self.count = None; self._pending, self._size = [], 16   # _size: task labels the sums have room for
+    def __setstate__(self, d):   # a meter pickled before the pending list existed (older checkpoints) loads with an empty one
+        self.__dict__.update(_pending=[], _size=16 if d.get("sum") is None else len(d["sum"])); self.__dict__.update(d)
     def update(self, values:Tensor, t:Tensor):
         "Add per-sample `values` under their task labels `t` (kept until the next read, or `flush_every` updates)."
         self._pending.append((values.detach(), t))
