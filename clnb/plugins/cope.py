@@ -241,13 +241,17 @@ def _ppp_math(x, P, has, y, T:float, want_grad:bool, ops):
     gz = (ops.cat([gEy @ Y + (gOy @ Y) @ M.T, gS], 1) * A / T) @ K
     return loss, (gz - z * ops.rowsum(z * gz)) / norm
 
+def _small_on_cpu(t:Tensor, work:int) -> bool:
+    "Whether to compute in NumPy: `t` is on the CPU and `work` (the size of the largest intermediate) is below `_PPPFunction.numpy_below`."
+    return t.device.type == "cpu" and work < _PPPFunction.numpy_below
+
 class _PPPFunction(torch.autograd.Function):
     "The PPP loss of raw embeddings `x`, its gradient computed with it when `x` needs one: no autograd graph."
     numpy_below = 8192   # on the CPU, batches with B (C + B) below this run in NumPy: its per-call overhead is a quarter of torch's
     @staticmethod
     def forward(ctx, x, P, has, y, T):
         want = ctx.needs_input_grad[0]
-        if x.device.type == "cpu" and len(x) * (len(P) + len(x)) < _PPPFunction.numpy_below:
+        if _small_on_cpu(x, len(x) * (len(P) + len(x))):
             loss, g = _ppp_math(x.detach().numpy(), _np_unit(P.numpy()), has.numpy(), y.numpy(), T, want, _NUMPY_OPS)
             loss, g = torch.from_numpy(np.asarray(loss, dtype=np.float32)), (None if g is None else torch.from_numpy(g))
         else: loss, g = _ppp_math(x, _unit(P), has, y, T, want, _TORCH_OPS)
@@ -349,7 +353,7 @@ def _moved_prototypes(P, z, y, alpha:float, ops):
 def update_prototypes(self:CoPEPlugin, z:Tensor, y:Tensor):
     "p_c <- normalise(alpha p_c + (1 - alpha) mean of the normalised embeddings `z` of class c), for the classes in `y`."
     z = z.detach().float()
-    if z.device.type == "cpu" and len(z) * self.n_classes < _PPPFunction.numpy_below:   # small CPU batches: in NumPy
+    if _small_on_cpu(z, len(z) * self.n_classes):   # small CPU batches: in NumPy
         P = self.prototypes.numpy()   # shares the tensor's memory
         np.copyto(P, _moved_prototypes(P, z.numpy(), y.numpy(), self.alpha, _NUMPY_OPS))
     else: self.prototypes.copy_(_moved_prototypes(self.prototypes, z, y, self.alpha, _TORCH_OPS))
