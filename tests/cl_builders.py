@@ -55,6 +55,12 @@ def _toy(model, opt, **kw):
     plugin = type("ToyMemoryPlugin", (ToyMemory, SupervisedPlugin), {})()
     return Naive(model, opt, plugins=[plugin], **kw)
 
+def _expert_gate(model, opt, **kw):
+    "An Expert Gate whose experts start from `model` (small autoencoders, few epochs: a test, not a result)."
+    gate = find("ExpertGate")(model)
+    return find("ExpertGateStrategy")(gate, torch.optim.SGD(gate.parameters(), lr=0.05, momentum=0.9), ae_train_epochs=2,
+                                      ae_train_mb_size=32, ae_latent_dim=16, rel_samples=100, **kw)
+
 BUILDERS = {
     "Naive":     strategy("Naive"),
     "ToyMemory": (("Naive",), _toy),
@@ -69,16 +75,18 @@ BUILDERS = {
     "CWRStar":   with_plugin("CWRStarPlugin", lambda P, m: P(m, cwr_layer_name="classifier", freeze_remaining_model=False)),
     "CoPE":      with_plugin("CoPEPlugin", lambda P, m: P(mem_size=40, n_classes=10, p_size=10)),
     "DER":       strategy("DER", mem_size=40),
-    # to add as they land (they need their own model or a single train call):
-    # "ExpertGate": ..., "JointTraining": ... (trains once on the whole stream: resume does not apply)
+    "ExpertGate": (("ExpertGate", "ExpertGateStrategy"), _expert_gate),
+    # JointTraining trains once on the whole stream: resuming between experiences does not apply
 }
+TASK_INCREMENTAL = {"ExpertGate"}   # entries that need a distinct task label per experience
 
 def available(name:str) -> bool:
     return all(find(c) is not None for c in BUILDERS[name][0])
 
-def benchmark():
+def benchmark(name:str="Naive"):
+    "A small Split Fashion-MNIST, task-incremental for the entries that need it."
     from clnb.datasets import split_fmnist
-    return split_fmnist(5, seed=None, train_size=500, test_size=200)
+    return split_fmnist(5, return_task_id=name in TASK_INCREMENTAL, seed=None, train_size=500, test_size=200)
 
 def build(name:str, seed:int=0):
     "Seed everything, then build the strategy `name` on a small MLP (CPU)."
@@ -107,7 +115,7 @@ def outcome(s) -> dict:
 def resume_and_finish(name:str, ckpt:str, out:str):
     "In a new process: build `name` afresh, load `ckpt`, finish the stream, save the outcome to `out`."
     from clnb.checkpoint import maybe_load_checkpoint
-    bm = benchmark(); s = build(name)
+    bm = benchmark(name); s = build(name)
     start = maybe_load_checkpoint(ckpt, s)
     run(s, bm, bm.train_stream[start:])
     torch.save(dict(outcome(s), start=start), out)

@@ -14,6 +14,7 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from ..data import CLDataset, patch
 from ..engine import TensorLoader
+from ..models import DynamicModule
 from ..template import SupervisedTemplate, default_evaluator
 
 # %% ../../nbs/21_expert_gate.ipynb #8da788cd
@@ -60,7 +61,7 @@ class ExpertModel(nn.Module):
         return self.classifier(f).masked_fill(~self.active_units, self.mask_value), self.old_classifier(f)
 
 # %% ../../nbs/21_expert_gate.ipynb #aa0af527
-class ExpertGate(nn.Module):
+class ExpertGate(DynamicModule):
     "A network of experts with an autoencoder gate: `forward(x)` sends each sample to the expert whose autoencoder reconstructs it best."
     def __init__(self,
                  expert:nn.Module,                        # template of the experts: a model with `features` and an nn.Linear `classifier`
@@ -80,6 +81,9 @@ class ExpertGate(nn.Module):
             for p in self.feature_extractor.parameters(): p.requires_grad_(False)
         self.autoencoders, self.experts = nn.ModuleDict(), nn.ModuleDict()
         self.register_buffer("feature_mean", None); self.register_buffer("feature_std", None)
+
+    def adaptation(self, experience=None):
+        "Nothing here: experts and autoencoders are added by `ExpertGateStrategy.model_adaptation`, which trains them."
 
     @property
     def task_labels(self) -> list:
@@ -215,6 +219,7 @@ def add_expert(self:ExpertGate, task_label:int, classes:Sequence[int], related:O
 # %% ../../nbs/21_expert_gate.ipynb #d5063020
 class ExpertGateStrategy(SupervisedTemplate):
     "Expert Gate: one expert and one autoencoder per task; the autoencoders route test samples and pick which expert a new one starts from."
+    supports_distributed = False   # experts and autoencoders are trained on each rank's whole experience: not data-parallel
     def __init__(self,
                  model:ExpertGate,                # an ExpertGate
                  optimizer:torch.optim.Optimizer, # optimizer whose hyperparameters train each new expert (e.g. SGD over model.parameters())
@@ -350,6 +355,23 @@ def _check_experiences(self:ExpertGateStrategy, exps, name):
     for e in exps:
         if len(e.dataset) == 0: raise ValueError(f"{name}: experience {e.current_experience} is empty (0 samples)")
         if min(e.dataset.classes) < 0: raise ValueError(f"{name}: experience {e.current_experience} has negative labels")
+    if name == "experiences": self._check_task_labels(exps)
     if self.is_training or len(self.model.experts) == 0: return
     width = self.model.template.classifier.out_features
     for e in exps: self._check_labels(e, width)
+
+@patch
+def _check_task_labels(self:ExpertGateStrategy, exps):
+    "Refuse an experience whose task label an earlier one, with other classes, already has (a class-incremental stream)."
+    known = {int(k): set(torch.nonzero(e.active_units).flatten().tolist()) for k, e in self.model.experts.items()}
+    for e in exps:
+        tasks, classes = e.task_labels, set(e.classes_in_this_experience)
+        if len(tasks) != 1:
+            raise ValueError(f"experiences: ExpertGate trains one task per experience, got experience "
+                             f"{e.current_experience} with task labels {tasks}")
+        old = known.setdefault(tasks[0], classes)
+        if not classes <= old:
+            raise ValueError(f"experiences: experience {e.current_experience} (classes {sorted(classes)}) has task label "
+                             f"{tasks[0]}, which classes {sorted(old)} already have; ExpertGate learns one expert per task "
+                             "and needs a distinct task label per experience (a task-incremental stream, e.g. "
+                             "split_fmnist_ti)")
