@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['SYSTEM_DATA_DIR', 'IDX_FILES', 'CIFAR10_FILES', 'FMNIST_MEAN', 'FMNIST_STD', 'MNIST_MEAN', 'MNIST_STD',
            'CIFAR10_MEAN', 'CIFAR10_STD', 'FMNIST_CLASSES', 'CIFAR10_CLASSES', 'find_data_dir', 'parse_idx', 'read_idx',
-           'load_fmnist', 'load_mnist', 'load_cifar10', 'stratified_head', 'split_fmnist', 'permuted_fmnist',
-           'rotated_fmnist']
+           'UnsafePickleError', 'parse_pickle', 'read_pickle', 'load_fmnist', 'load_mnist', 'load_cifar10',
+           'stratified_head', 'split_fmnist', 'permuted_fmnist', 'rotated_fmnist']
 
 # %% ../nbs/01_datasets.ipynb #4cc21ebf
-import gzip, os, pickle, struct
+import gzip, io, os, pickle, struct, zlib
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 import numpy as np
@@ -29,6 +29,7 @@ _LAYOUTS = {
     "mnist":         (IDX_FILES, "MNIST/raw", False),
     "cifar10":       (CIFAR10_FILES, ".", False),
 }
+_PRETTY = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 
 # %% ../nbs/01_datasets.ipynb #3dedcda2
 def _find_file(folder:Path, name:str) -> Optional[Path]:
@@ -37,32 +38,53 @@ def _find_file(folder:Path, name:str) -> Optional[Path]:
         if p.is_file(): return p
     return None
 
+def _lacks(folder:Path, files:Sequence[str]) -> list:
+    "The `files` that `folder` does not hold (plain or gzipped)."
+    return [f for f in files if _find_file(folder, f) is None]
+
 def _holds(folder:Path, files:Sequence[str]) -> bool:
     "Whether `folder` holds every one of `files` (plain or gzipped)."
-    return folder.is_dir() and all(_find_file(folder, f) is not None for f in files)
-
-def _candidates(name:str, root=None) -> list:
-    "The folders searched for dataset `name`, in order."
-    files, tv_sub, bare = _layout(name)
-    out = []
-    for base, may_be_bare in ((root, True), (os.environ.get("CLNB_DATA"), bare)):
-        if not base: continue
-        base = Path(base).expanduser()
-        if may_be_bare: out.append(base)
-        out += [base / name, base / tv_sub]
-    out.append(Path(SYSTEM_DATA_DIR) / name)
-    return out
+    return folder.is_dir() and not _lacks(folder, files)
 
 def _layout(name:str):
+    "The files, torchvision's sub-folder and the may-be-bare flag of dataset `name`."
     if name not in _LAYOUTS: raise ValueError(f"name: expected one of {sorted(_LAYOUTS)}, got {name!r}")
     return _LAYOUTS[name]
+
+def _under(base, name:str, bare:bool) -> list:
+    "The folders below `base` that may hold dataset `name`: `base` itself if `bare`, `base/name`, torchvision's one."
+    base = Path(base).expanduser()
+    return list(dict.fromkeys(([base] if bare else []) + [base / name, base / _layout(name)[1]]))
+
+def _env_data() -> Optional[str]:
+    "`$CLNB_DATA`, or None when it is unset or empty."
+    return os.environ.get("CLNB_DATA") or None
+
+def _candidates(name:str, root=None) -> list:
+    "The folders searched for dataset `name`: below `root`, then below `$CLNB_DATA` if set, else the system's."
+    env = _env_data()
+    tail = _under(env, name, _layout(name)[2]) if env else [Path(SYSTEM_DATA_DIR) / name]
+    return (_under(root, name, True) if root else []) + tail
+
+def _env_message(name:str, env:str) -> str:
+    "Why `$CLNB_DATA` (set to `env`) cannot serve dataset `name`: what each of its folders lacks."
+    files, _, bare = _layout(name)
+    folders = _under(env, name, bare)
+    state = lambda c: f"missing {', '.join(_lacks(c, files))}" if c.is_dir() else "no such folder"
+    if not Path(env).expanduser().is_dir(): head = f"CLNB_DATA={env}: no such folder."
+    else: head = (f"CLNB_DATA={env} does not hold a complete copy of {_PRETTY[name]}:"
+                  + "".join(f"\n  {c}: {state(c)}" for c in folders))
+    return (f"{head}\nExpected {', '.join(files)} (plain or .gz) in one of: {', '.join(map(str, folders))}.\n"
+            f"Point CLNB_DATA at a folder that holds them, unset it to use {Path(SYSTEM_DATA_DIR) / name}, "
+            f"or pass download=True to download them.")
 
 def find_data_dir(name:str="fashion-mnist", # one of 'fashion-mnist', 'mnist', 'cifar10'
                   root=None                  # a folder to look in first
                  ) -> Optional[Path]:
-    "The first folder holding the files of dataset `name` (`root`, then `$CLNB_DATA`, then `SYSTEM_DATA_DIR`), else None."
-    files = _layout(name)[0]
-    return next((c for c in _candidates(name, root) if _holds(c, files)), None)
+    "The first folder holding dataset `name`: `root`, then `$CLNB_DATA` (an error if it lacks it), else the system's."
+    found = next((c for c in _candidates(name, root) if _holds(c, _layout(name)[0])), None)
+    if found is None and _env_data(): raise FileNotFoundError(_env_message(name, _env_data()))
+    return found
 
 # %% ../nbs/01_datasets.ipynb #c84af69c
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -74,21 +96,115 @@ def parse_idx(raw:bytes, name:str="data") -> Tensor:
     zero, code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or code not in _IDX_DTYPES:
         raise ValueError(f"{name}: not an IDX file (header {raw[:4].hex()})")
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{name}: the IDX header announces {ndim} dimensions, but the file has only {len(raw)} bytes")
     shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     dtype = np.dtype(_IDX_DTYPES[code]); offset = 4 + 4 * ndim
     n = int(np.prod(shape, dtype=np.int64))
     if len(raw) - offset != n * dtype.itemsize:
-        raise ValueError(f"{name}: expected {n * dtype.itemsize} bytes of data for shape {shape}, got {len(raw) - offset}")
+        raise ValueError(f"{name}: expected {n * dtype.itemsize} bytes of data for shape {shape}, "
+                         f"got {len(raw) - offset}")
     arr = np.frombuffer(raw, dtype=dtype, count=n, offset=offset)
     arr = arr.astype(dtype.newbyteorder("="), copy=True)  # own, writable, native byte order
     return torch.from_numpy(arr.reshape(shape))
 
+def _read_bytes(path) -> bytes:
+    "The bytes of file `path`, decompressed when they start with gzip's magic bytes `1f 8b`."
+    raw = Path(path).read_bytes()
+    if raw[:2] != b"\x1f\x8b": return raw
+    try: return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e: raise ValueError(f"{path}: not a valid gzip file ({e})") from e
+
 def read_idx(path) -> Tensor:
     "Read an IDX file (gzipped or not) into a tensor (uint8 for image and label files)."
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b": raw = gzip.decompress(raw)
-    return parse_idx(raw, str(path))
+    return parse_idx(_read_bytes(path), str(path))
+
+# %% ../nbs/01_datasets.ipynb #dc3750c7
+def _check_labels(y:Tensor, n:int, path, n_classes:int=10, images=None):
+    "Raise, naming `path`, unless `y` holds `n` labels (one per image of `images`) in 0..`n_classes`-1."
+    if len(y) != n: raise ValueError(f"{path}: {len(y)} labels for {n} images" + (f" in {images}" if images else ""))
+    bad = ((y < 0) | (y >= n_classes)).nonzero()
+    if len(bad):
+        i = int(bad[0]); raise ValueError(f"{path}: label {int(y[i])} at index {i} is outside 0..{n_classes - 1}")
+
+def _read_idx_kind(path:Path, ndim:int) -> Tensor:
+    "An IDX file that must hold uint8 in `ndim` dimensions (magic number 0x0000080`ndim`)."
+    t = read_idx(path)
+    if t.dtype != torch.uint8 or t.dim() != ndim:
+        raise ValueError(f"{path}: expected IDX magic 0x0000080{ndim} (uint8, {ndim}-D), "
+                         f"got {str(t.dtype).removeprefix('torch.')}, {t.dim()}-D")
+    return t
+
+def _read_idx_pair(folder:Path, images:str, labels:str):
+    "An IDX image file and its label file as uint8 (N, 1, 28, 28) and (N,), checked against each other."
+    xp, yp = _find_file(folder, images), _find_file(folder, labels)
+    x = _read_idx_kind(xp, 3)
+    if tuple(x.shape[1:]) != (28, 28): raise ValueError(f"{xp}: expected 28x28 images, got {tuple(x.shape[1:])}")
+    y = _read_idx_kind(yp, 1)
+    _check_labels(y, len(x), yp, images=xp)
+    return x.unsqueeze(1), y
+
+def _read_idx_set(folder:Path):
+    "The four IDX files of an MNIST-like folder as (x_train, y_train, x_test, y_test) uint8 tensors."
+    return (*_read_idx_pair(folder, *IDX_FILES[:2]), *_read_idx_pair(folder, *IDX_FILES[2:]))
+
+# %% ../nbs/01_datasets.ipynb #0136d9c5
+class UnsafePickleError(ValueError):
+    "A data pickle asked for a global that no dataset needs; refused before anything ran."
+
+_RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy's array rebuilder, under whichever module this numpy keeps it
+_PICKLE_GLOBALS = {  # (module, name) -> object: all a data pickle may reach
+    **{(m, "_reconstruct"): _RECONSTRUCT for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+    **{(m, t.__name__): t for m in ("builtins", "__builtin__")  # Python 3's and Python 2's names
+       for t in (dict, list, tuple, bytes, bytearray, str, int, float, bool)},
+}
+
+class _DataUnpickler(pickle.Unpickler):
+    "An unpickler that builds plain data and numpy arrays, and refuses every other global."
+    def __init__(self, raw:bytes, name:str): super().__init__(io.BytesIO(raw), encoding="bytes"); self.name = name
+    def find_class(self, module, name):
+        if (module, name) in _PICKLE_GLOBALS: return _PICKLE_GLOBALS[module, name]
+        raise UnsafePickleError(f"{self.name}: refused to load {module + '.' + name!r}: a data file may only "
+                                "hold dicts, lists, strings, numbers and numpy arrays (no code runs from a data file)")
+
+def parse_pickle(raw:bytes, # the bytes of a pickle
+                 name:str="data" # the file's name, for the error messages
+                ):
+    "Unpickle the bytes of a dataset file, building only plain data and numpy arrays (no code runs)."
+    try: return _DataUnpickler(raw, name).load()
+    except UnsafePickleError: raise
+    except Exception as e: raise ValueError(f"{name}: not a readable pickle ({type(e).__name__}: {e})") from e
+
+def read_pickle(path):
+    "Unpickle a dataset file (gzipped or not) with `parse_pickle`: plain data and numpy arrays only."
+    return parse_pickle(_read_bytes(path), str(path))
+
+# %% ../nbs/01_datasets.ipynb #cbe49b2d
+def _entry(d:dict, key:str, path):
+    "`d[key]`, whether the pickle wrote its keys as byte strings (Python 2) or as str."
+    for k in (key.encode(), key):
+        if k in d: return d[k]
+    raise ValueError(f"{path}: no {key!r} entry (keys: {', '.join(map(repr, d)) or 'none'})")
+
+def _read_cifar_batch(path:Path):
+    "One pickled CIFAR-10 batch as uint8 images (N, 3, 32, 32) and int64 labels, both checked."
+    d = read_pickle(path)
+    if not isinstance(d, dict): raise ValueError(f"{path}: expected a pickled dict, got {type(d).__name__}")
+    x, labels = _entry(d, "data", path), _entry(d, "labels", path)
+    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2 and x.shape[1] == 3072):
+        raise ValueError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), "
+                         f"got {getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+    if not (isinstance(labels, list) and all(type(v) is int for v in labels)):
+        raise ValueError(f"{path}: 'labels' must be a list of ints")
+    y = torch.tensor(labels, dtype=torch.long)
+    _check_labels(y, len(x), path)
+    return torch.from_numpy(x.reshape(-1, 3, 32, 32).copy()), y
+
+def _read_cifar10(folder:Path):
+    "The pickled CIFAR-10 batches (torchvision's `cifar-10-batches-py` layout) as uint8 tensors."
+    parts = [_read_cifar_batch(_find_file(folder, f)) for f in CIFAR10_FILES]
+    return torch.cat([p[0] for p in parts[:5]]), torch.cat([p[1] for p in parts[:5]]), *parts[5]
 
 # %% ../nbs/01_datasets.ipynb #5cb27c33
 FMNIST_MEAN, FMNIST_STD = (0.2860,), (0.3530,)
@@ -108,21 +224,7 @@ def _to_float(x:Tensor, mean, std, normalize:bool) -> Tensor:
         x.sub_(m).div_(s)
     return x
 
-def _read_idx_set(folder:Path):
-    "The four IDX files of an MNIST-like folder as (x_train, y_train, x_test, y_test) uint8 tensors."
-    xtr, ytr, xte, yte = (read_idx(_find_file(folder, f)) for f in IDX_FILES)
-    return xtr.unsqueeze(1), ytr, xte.unsqueeze(1), yte
-
-def _read_cifar10(folder:Path):
-    "The pickled CIFAR-10 batches (torchvision's `cifar-10-batches-py` layout) as uint8 tensors."
-    def load(f):
-        with open(_find_file(folder, f), "rb") as fh: d = pickle.load(fh, encoding="bytes")
-        return torch.from_numpy(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)), torch.tensor(d[b"labels"])
-    parts = [load(f) for f in CIFAR10_FILES]
-    return torch.cat([p[0] for p in parts[:5]]), torch.cat([p[1] for p in parts[:5]]), parts[5][0], parts[5][1]
-
 # %% ../nbs/01_datasets.ipynb #e818b03e
-_PRETTY = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 _TV_CLASS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "CIFAR10"}
 
 def _missing_message(name:str, root=None) -> str:
@@ -136,25 +238,35 @@ def _missing_message(name:str, root=None) -> str:
             f"  - set CLNB_DATA to a folder such that {where} holds {', '.join(files[:2])}, ... (plain or .gz), or\n"
             f"  - pass download=True (or set CLNB_DOWNLOAD=1) to download it with torchvision.")
 
-def _download(name:str, root=None) -> Path:
+def _download(name:str, root=None) -> Optional[Path]:
     "Download dataset `name` with torchvision into `root` (or `$CLNB_DATA`, or ~/.cache/clnb); return its folder."
     import torchvision  # imported here only: it is slow to import and rarely needed
-    root = Path(root or os.environ.get("CLNB_DATA") or Path.home() / ".cache" / "clnb").expanduser()
-    for split in (True, False): getattr(torchvision.datasets, _TV_CLASS[name])(str(root), train=split, download=True)
-    return find_data_dir(name, root)
+    dest = Path(root or _env_data() or Path.home() / ".cache" / "clnb").expanduser()
+    for split in (True, False): getattr(torchvision.datasets, _TV_CLASS[name])(str(dest), train=split, download=True)
+    return next((c for c in _under(dest, name, True) if _holds(c, _layout(name)[0])), None)
 
 def _wants_download(download:bool) -> bool:
+    "Whether to download: `download=True` or `$CLNB_DOWNLOAD` set to 1, true or yes."
     return bool(download) or os.environ.get("CLNB_DOWNLOAD", "").lower() in ("1", "true", "yes")
 
 # %% ../nbs/01_datasets.ipynb #ec606688
+def _locate(name:str, root, download:bool) -> Path:
+    "The folder of dataset `name`, downloaded when it is missing and a download is asked for."
+    try: folder = find_data_dir(name, root)
+    except FileNotFoundError:                    # $CLNB_DATA lacks it: an error, unless asked to download there
+        if not _wants_download(download): raise
+        folder = None
+    if folder is not None: return folder
+    if not _wants_download(download): raise FileNotFoundError(_missing_message(name, root))
+    try: folder = _download(name, root)
+    except Exception as e:
+        raise FileNotFoundError(_missing_message(name, root) + f"\nThe download failed: {e!r}") from e
+    if folder is None: raise FileNotFoundError(_missing_message(name, root))
+    return folder
+
 def _load(name:str, root, download:bool, normalize:bool, reader, mean, std):
     "Find (or download) dataset `name`, decode it once per process and wrap it as (train, test) `CLDataset`s."
-    folder = find_data_dir(name, root)
-    if folder is None:
-        if not _wants_download(download): raise FileNotFoundError(_missing_message(name, root))
-        try: folder = _download(name, root)
-        except Exception as e: raise FileNotFoundError(_missing_message(name, root) + f"\nThe download failed: {e!r}") from e
-        if folder is None: raise FileNotFoundError(_missing_message(name, root))
+    folder = _locate(name, root, download)
     key = (name, str(folder.resolve()), bool(normalize))
     if key not in _CACHE:
         xtr, ytr, xte, yte = reader(folder)
