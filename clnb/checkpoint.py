@@ -512,7 +512,7 @@ def check_checkpoint(header:dict, strategy, check_version:bool=True):
     elif not header["dynamic_model"]: p += [f"model: {s}" for s in _shape_problems(header, strategy.model)]
     if header["optimizer"] != type(strategy.optimizer).__name__:
         p.append(f"optimizer: {header['optimizer']} in the checkpoint, {type(strategy.optimizer).__name__} here")
-    elif len(header["optimizer_groups"]) != len(strategy.optimizer.param_groups):
+    elif len(header["optimizer_groups"]) < len(strategy.optimizer.param_groups):   # more: groups the strategy added
         p.append(f"optimizer: {len(header['optimizer_groups'])} param groups in the checkpoint, "
                  f"{len(strategy.optimizer.param_groups)} here")
     if p: raise ValueError("checkpoint: it does not match this strategy: " + "; ".join(p))
@@ -554,6 +554,8 @@ def _apply(strategy, state:dict, header:dict):
     model = state["model_object"].to(strategy.device) if header["dynamic_model"] else strategy.model
     if not header["dynamic_model"]: model.load_state_dict(state["model"])
     named, opt = dict(model.named_parameters()), strategy.optimizer
+    for extra in state["optimizer"]["param_groups"][len(opt.param_groups):]:   # added as the strategy grew (per-task heads)
+        opt.param_groups.append(dict(extra, params=[]))
     for g, names in zip(opt.param_groups, state["optimizer_params"]): g["params"] = [named[n] for n in names]
     opt.load_state_dict(state["optimizer"])
     strategy.model, strategy._known_params = model, {id(q) for q in model.parameters()}
@@ -577,7 +579,7 @@ def _snapshot(strategy) -> dict:
         for x in items: visit(x)
     for x in (strategy, *strategy.plugins): visit(x)
     opt, dyn = strategy.optimizer, _has_dynamic(strategy.model)
-    return dict(objs=objs, opt=dict(vars(opt)), groups=[dict(g) for g in opt.param_groups],
+    return dict(objs=objs, opt=dict(vars(opt)), groups=[(g, dict(g)) for g in opt.param_groups],
                 model=None if dyn else {k: v.clone() for k, v in strategy.model.state_dict().items()},
                 rng=get_rng_state())
 
@@ -588,8 +590,8 @@ def _rollback(strategy, snap:dict):
         elif type(o) is list: o[:] = saved
         else: vars(o).clear(); vars(o).update(saved)
     opt = strategy.optimizer
-    vars(opt).clear(); vars(opt).update(snap["opt"])
-    for g, saved in zip(opt.param_groups, snap["groups"]): g.clear(); g.update(saved)
+    vars(opt).clear(); vars(opt).update(snap["opt"]); opt.param_groups = [g for g, _ in snap["groups"]]
+    for g, saved in snap["groups"]: g.clear(); g.update(saved)
     if snap["model"] is not None: strategy.model.load_state_dict(snap["model"])
     set_rng_state(snap["rng"])
 

@@ -99,6 +99,17 @@ def build(name:str, seed:int=0):
     return BUILDERS[name][1](model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), train_mb_size=32,
                              train_epochs=2, eval_mb_size=200, device="cpu", evaluator=ev)
 
+def build_joint(seed:int=0):
+    "A JointTraining on the same small MLP (it trains once, on the whole stream)."
+    from clnb.engine import set_seed
+    from clnb.models import MLP
+    from clnb.evaluation import EvaluationPlugin, accuracy_metrics, loss_metrics
+    set_seed(seed)
+    model = MLP(784, (64,), 10)
+    ev = EvaluationPlugin(accuracy_metrics(experience=True, stream=True), loss_metrics(stream=True))
+    return find("JointTraining")(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), nn.CrossEntropyLoss(),
+                                 train_mb_size=32, train_epochs=2, eval_mb_size=200, device="cpu", evaluator=ev)
+
 def run(s, bm, exps, ckpt=None, save_after=None):
     "Train on `exps` (evaluating on the test stream after each); save a checkpoint after experience `save_after`."
     from clnb.checkpoint import save_checkpoint

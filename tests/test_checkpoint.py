@@ -28,6 +28,29 @@ def test_resume_in_new_process_equals_uninterrupted(name, tmp_path):
     same(full, resumed)
     assert full["R"].shape == (5, 5) and not full["R"].isnan().any()
 
+JOINT = """
+import sys, torch, cl_builders as B
+from clnb.checkpoint import load_checkpoint
+bm = B.benchmark(sys.argv[1]); s = B.build_joint(); load_checkpoint(sys.argv[2], s)
+s.eval(bm.test_stream); torch.save(dict(B.outcome(s), fitted=s.is_fitted, heads=sorted(s.task_layers)), sys.argv[3])
+"""
+
+@pytest.mark.parametrize("kind", ["Naive", "ExpertGate"])   # one head; one head per task (task-incremental)
+def test_joint_training_reloads_in_new_process(kind, tmp_path):
+    "JointTraining trains once: a reloaded one evaluates exactly as the trained one, its per-task heads included."
+    bm = B.benchmark(kind)
+    s = B.build_joint(); s.train(bm.train_stream); s.eval(bm.test_stream)
+    from clnb.checkpoint import save_checkpoint
+    save_checkpoint(s, tmp_path / "joint.pt")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", JOINT, kind, str(tmp_path / "joint.pt"), str(tmp_path / "out.pt")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    loaded = torch.load(tmp_path / "out.pt", weights_only=False)
+    same(B.outcome(s), loaded)
+    assert loaded["fitted"] and loaded["heads"] == sorted(s.task_layers)
+    assert (len(s.task_layers) == 5) == (kind == "ExpertGate")
+
 def test_checkpoint_of_a_run_differs_from_a_fresh_start(tmp_path):
     "Guard against a vacuous pass: resuming from a checkpoint is not the same as starting over."
     from clnb.checkpoint import save_checkpoint, load_checkpoint
