@@ -12,13 +12,14 @@ import torch
 from torch import nn, Tensor
 from torch.nn import Module
 from ..template import SupervisedPlugin
-from .ewc import pad_to_shape, weighted_sq_distance, _check_number
+from .ewc import pad_to_shape, weighted_sq_distance, _check_number, _lambda_hint, _TRAINS
 
 # %% ../../nbs/13_si.ipynb #571ca60d
 ParamDict = Dict[str, Tensor]
 EwcDataType = Tuple[ParamDict, ParamDict]
 SynDataType = Dict[str, ParamDict]
 _SYN_KEYS = ("old_theta", "new_theta", "grad", "trajectory", "cum_trajectory")
+_SCALES = {"capped": (1e-7, 1e-3), "paper": (0.0015, None)}   # importance -> default (damping, clip_to)
 
 class SynapticIntelligencePlugin(SupervisedPlugin):
     "Synaptic Intelligence: importances from the path integral of the loss decrease, and a quadratic penalty on them."
@@ -28,8 +29,12 @@ class SynapticIntelligencePlugin(SupervisedPlugin):
                  si_lambda:float,                        # weight of the penalty (lambda, `c` in the paper)
                  excluded_parameters:Sequence[str]=None, # parameter names or fnmatch patterns left free
                  device:Any="as_strategy",               # where the SI tensors live ('as_strategy': the strategy's device)
-                 damping:float=0.0015,                   # xi in the normalisation by the squared distance travelled
-                 clip_to:Optional[float]=None):          # upper bound of the importances (None: no bound; they are always >= 0)
+                 damping:Optional[float]=None,           # xi in omega / (delta^2 + xi) (None: 1e-7; 0.0015 if 'paper')
+                 clip_to:Optional[float]=None,           # upper bound of the importances (None: 1e-3; none if 'paper')
+                 importance:str="capped"):               # 'capped': the seeds' scale, lambda/2; 'paper': Zenke's, lambda
+        if importance not in _SCALES: raise ValueError(f"importance: expected 'capped' or 'paper', got {importance!r}")
+        damping = _SCALES[importance][0] if damping is None else damping
+        clip_to = _SCALES[importance][1] if clip_to is None else clip_to
         _check_number(si_lambda, "si_lambda"); _check_number(damping, "damping")
         if damping == 0: raise ValueError("damping: expected a number > 0 (it keeps omega / (delta^2 + damping) finite), got 0")
         if clip_to is not None: _check_number(clip_to, "clip_to")
@@ -41,6 +46,7 @@ class SynapticIntelligencePlugin(SupervisedPlugin):
             try: device = torch.device(device)
             except (RuntimeError, TypeError): raise ValueError(f"device: expected 'as_strategy' or a torch device, got {device!r}") from None
         self.si_lambda, self.damping, self.clip_to = float(si_lambda), float(damping), clip_to
+        self.importance = importance
         self.patterns = list(excluded_parameters)
         self.excluded_parameters: Set[str] = self.explode_excluded_parameters(set(excluded_parameters))
         self._device = device
@@ -53,6 +59,10 @@ class SynapticIntelligencePlugin(SupervisedPlugin):
     def device(self, strategy):
         "Where the SI tensors live."
         return strategy.device if self._device == "as_strategy" else self._device
+
+    def coefficient(self) -> float:
+        "The factor of the penalty's sum: lambda/2 with importance='capped', lambda with 'paper'."
+        return self.si_lambda / 2 if self.importance == "capped" else self.si_lambda
 
 # %% ../../nbs/13_si.ipynb #d35f9cd8
 def _explode_excluded_parameters(excluded:Set[str]) -> Set[str]:
@@ -159,7 +169,7 @@ def _warn_unmatched(self:SynapticIntelligencePlugin, model):
 
 @patch
 def _build_cache(self:SynapticIntelligencePlugin, model):
-    "Lists aligned with the allowed parameters: anchors, sqrt(Omega), 2 lambda Omega, old weights, gradients, omega."
+    "Lists aligned with the allowed parameters: anchors, sqrt(Omega), old weights, gradients, omega."
     pairs = [(n, p) for n, p in self.allowed_parameters(model, self.excluded_parameters) if n in self.ewc_data[1]]
     on = lambda d, n, p: d[n] if d[n].device == p.device else d[n].to(p.device)
     anchors = [on(self.ewc_data[0], n, p) for n, p in pairs]
@@ -190,7 +200,7 @@ def before_backward(self:SynapticIntelligencePlugin, strategy, **kwargs):
     if c["active"] and self.si_lambda > 0:
         with torch.no_grad():
             rd = torch._foreach_sub(c["params"], c["anchors"]); torch._foreach_mul_(rd, c["roots"])   # sqrt(Omega) (theta - anchor)
-            value = self.si_lambda * torch.stack(torch._foreach_norm(rd)).square().sum()
+            value = self.coefficient() * torch.stack(torch._foreach_norm(rd)).square().sum()
         c["rd"] = rd
         strategy.loss = strategy.loss + value
 
@@ -210,8 +220,8 @@ def after_backward(self:SynapticIntelligencePlugin, strategy, **kwargs):
         if p.grad is None: p.grad = torch.zeros_like(p)   # a parameter the minibatch did not reach (an old task's head)
     grads = [p.grad for p in c["params"]]
     torch._foreach_copy_(c["grad"], grads)
-    if c["rd"] is not None:   # 2 lambda Omega (theta - anchor) = 2 lambda sqrt(Omega) * rd
-        torch._foreach_addcmul_(grads, c["roots"], c["rd"], value=2 * self.si_lambda)
+    if c["rd"] is not None:   # 2 c Omega (theta - anchor) = 2 c sqrt(Omega) * rd, c = coefficient()
+        torch._foreach_addcmul_(grads, c["roots"], c["rd"], value=2 * self.coefficient())
         c["rd"] = None
 
 @patch
@@ -233,3 +243,16 @@ def after_training_exp(self:SynapticIntelligencePlugin, strategy, **kwargs):
     clip = float("inf") if self.clip_to is None else self.clip_to
     self.update_ewc_data(strategy.model, self.ewc_data, self.syn_data, clip, self.excluded_parameters, self.damping)
     self._cache = None
+
+# %% ../../nbs/13_si.ipynb #b2c30012
+@patch
+def divergence_hint(self:SynapticIntelligencePlugin, strategy) -> Optional[str]:
+    "For `NonFiniteLossError`: can `si_lambda` make SGD diverge, and which value trains (None while no importance)."
+    if self.si_lambda == 0: return None
+    top = max((float(o.max()) for o in self.ewc_data[1].values() if o.numel()), default=0.0)   # the largest Omega
+    if not top > 0: return None
+    default = "" if self.importance == "capped" else "with the default importance='capped' "
+    head = f"SynapticIntelligencePlugin: si_lambda={self.si_lambda:g} with importance={self.importance!r}"
+    per_unit = 2 * self.coefficient() / self.si_lambda * top      # the curvature 2 c Omega_k for lambda = 1
+    known = f"si_lambda=1 {default}{_TRAINS}"
+    return _lambda_hint(head, "si_lambda", self.si_lambda, per_unit, strategy.optimizer, known)
