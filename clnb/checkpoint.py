@@ -599,7 +599,7 @@ def _rollback(strategy, snap:dict):
 def load_checkpoint(path,                        # a file written by `save_checkpoint`
                     strategy:SupervisedTemplate, # a strategy built as the saved one was (same classes, plugins, model)
                     check_version:bool=True,     # refuse a checkpoint written by another clnb version
-                    trust:bool=False):           # rebuild objects of any class the file names (only for files you trust)
+                    trust:bool=False):           # rebuild any class the file names; a hostile file could then run code
     "Restore `strategy` from `path`, all or nothing; returns `(strategy, index of the next experience to train)`."
     _check_strategy(strategy)
     remove_stale_tmps(Path(path))
