@@ -189,12 +189,19 @@ def kkt_ok(P:np.ndarray, q:np.ndarray, lower:float, v:np.ndarray, tol:float=1e-9
     r, free = P @ v + q, v > lower + tol
     return bool((v >= lower - tol).all() and (np.abs(r[free]) <= tol).all() and (r[~free] >= -tol).all())
 
+def _quadprog():
+    "The `quadprog` module, or None when it is not installed."
+    try: import quadprog
+    except ImportError: return None
+    return quadprog
+
 def solve_dual(P:np.ndarray, q:np.ndarray, lower:float, eps:float=1e-3, polish:int=100):
     "argmin over v >= lower of 1/2 v'Pv + q'v (P = G G^T): quadprog on the scaled problem, checked; else with a ridge `eps`, polished; else coordinate descent. `(v, fell_back)`."
-    import quadprog
+    quadprog = _quadprog()
     scale = P.diagonal().max()
     if not scale > 0: return np.full(len(q), float(lower)), False   # all reference gradients are zero
     P, q = P / scale, q / scale
+    if quadprog is None: return solve_box_qp(P, q, lower), True     # not installed: GEMPlugin said so when it was built
     I, b = np.eye(len(q)), np.full(len(q), float(lower))
     try:                                                            # exact when P is positive definite (the usual case)
         v = quadprog.solve_qp(0.5 * (P + P.T), -q, I, b)[0]
@@ -225,6 +232,9 @@ class GEMPlugin(EpisodicMemory):
         if isinstance(memory_strength, bool) or not isinstance(memory_strength, (int, float)) or not memory_strength >= 0:
             raise ValueError(f"memory_strength: expected a float >= 0, got {memory_strength!r}")
         super().__init__(patterns_per_experience)
+        if _quadprog() is None:
+            warnings.warn("GEMPlugin: quadprog is not installed (pip install quadprog); GEM solves its dual QP with "
+                          "its built-in coordinate-descent solver instead (same constraints, slower)")
         self.memory_strength = float(memory_strength)
         self.eps = 1e-3                   # ridge added to the scaled G G^T before quadprog
         self.G = None                     # (experiences in memory, D) reference gradients of the current iteration
