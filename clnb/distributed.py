@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['is_dist', 'get_rank', 'get_world_size', 'is_main_process', 'init_distributed', 'ReducedTaskMeter',
-           'DistributedPlugin', 'make_distributed']
+           'check_distributed', 'DistributedPlugin', 'make_distributed']
 
 # %% ../nbs/31_distributed.ipynb #c9102972
 import os
@@ -82,6 +82,34 @@ def _reduce_meters(evaluator):
             m.meter.__class__ = ReducedTaskMeter
 
 # %% ../nbs/31_distributed.ipynb #8ebc87bb
+def _declares(p) -> bool:
+    "Whether the plugin's class, or a parent below `SupervisedPlugin`, sets `supports_distributed`."
+    for c in type(p).__mro__:
+        if c is SupervisedPlugin: return False
+        if "supports_distributed" in vars(c): return True
+    return False
+
+def check_distributed(strategy):
+    "Raise a `ValueError` naming the strategy class or the plugins not declared safe for data-parallel training."
+    name = type(strategy).__name__
+    if "supports_distributed" not in vars(type(strategy)):    # its own declaration: a subclass may change the loop
+        raise ValueError(f"strategy: {name} has not declared whether it supports distributed training, so it is "
+                         "refused: a strategy whose state follows the current minibatch would diverge across ranks; "
+                         f"set the class attribute {name}.supports_distributed = True only if its state stays "
+                         "identical on every rank")
+    if not type(strategy).supports_distributed:
+        raise ValueError(f"strategy: {name} does not support distributed training (supports_distributed = False): its "
+                         "state would diverge across ranks; train it in one process")
+    own = (strategy.clock, strategy.evaluator)       # reduced or identical by construction
+    bad = [p for p in strategy.plugins if not isinstance(p, DistributedPlugin) and not any(p is o for o in own)
+           and not getattr(p, "supports_distributed", False)]
+    if bad:
+        default = " (False by default)" if any(not _declares(p) for p in bad) else ""
+        names = ", ".join(type(p).__name__ for p in bad)
+        raise ValueError(f"plugins: {names} do not support distributed training{default}: a plugin that updates its "
+                         "state from the current minibatch would diverge across ranks (set supports_distributed=True "
+                         "on its class only if it is safe)")
+
 class DistributedPlugin(SupervisedPlugin):
     "Data-parallel training: shard each minibatch across ranks, average gradients, keep CL state identical."
     supports_distributed = True
@@ -94,10 +122,7 @@ class DistributedPlugin(SupervisedPlugin):
 
     def before_training(self, strategy, **kw):
         if not is_dist(): return
-        bad = [type(p).__name__ for p in strategy.plugins if p is not self and p is not strategy.clock
-               and p is not strategy.evaluator and not getattr(p, "supports_distributed", False)]
-        if bad: raise ValueError(f"plugins: {', '.join(bad)} update their state from the current minibatch and would diverge across ranks; "
-                                 "they do not support distributed training (set supports_distributed=True only if they are safe)")
+        check_distributed(strategy)   # again: plugins may have been added since make_distributed
         for p in strategy.model.parameters(): dist.broadcast(p.data, 0)
         for b in strategy.model.buffers(): dist.broadcast(b.data, 0)
         _reduce_meters(strategy.evaluator)
@@ -117,7 +142,8 @@ class DistributedPlugin(SupervisedPlugin):
         if is_dist() and self.shard_eval: self._shard(strategy)
 
 def make_distributed(strategy, shard_eval:bool=True):
-    "Put a `DistributedPlugin` first in `strategy.plugins` (a no-op outside a process group); returns the strategy."
+    "Check the strategy's class and plugins (`check_distributed`), then put a `DistributedPlugin` first; returns it."
+    check_distributed(strategy)
     if not any(isinstance(p, DistributedPlugin) for p in strategy.plugins):
         strategy.plugins.insert(0, DistributedPlugin(shard_eval))
     return strategy

@@ -140,6 +140,7 @@ def top1_correct(strategy) -> Tensor:
 
 class PluginMetric(SupervisedPlugin):
     "Base of metrics: a plugin whose callbacks may return a list of `MetricValue`s."
+    stateful = False   # it observes training and never changes it, so a strategy may hold several of one class
     def reset(self, strategy=None): pass
     def result(self, strategy=None): pass
     def _value(self, strategy, name:str, value) -> MetricValue:
@@ -249,6 +250,7 @@ def _fmt(v):
 
 class EvaluationPlugin(SupervisedPlugin):
     "Computes `metrics` through the strategy's callbacks, keeps their values and sends them to `loggers`."
+    stateful = False   # it only observes: a second evaluator in `plugins` is allowed (see `stateful` in 04_template)
     def __init__(self,
                  *metrics,                 # metrics (PluginMetric) or lists of them
                  loggers=None,             # a logger or a list of loggers

@@ -7,7 +7,7 @@ __all__ = ['TRAIN_CALLBACKS', 'EVAL_CALLBACKS', 'CALLBACKS', 'StrategyPlugin', '
            'default_evaluator', 'SupervisedTemplate', 'NonFiniteLossError', 'Naive']
 
 # %% ../nbs/04_template.ipynb #ffead90f
-import warnings
+import math, warnings
 from collections import defaultdict
 from typing import Optional, Sequence, Union
 import torch
@@ -28,7 +28,11 @@ CALLBACKS = TRAIN_CALLBACKS + EVAL_CALLBACKS
 
 class SupervisedPlugin:
     "Base class of plugins: one no-op method per callback; override the ones you need."
-    supports_distributed = False
+    supports_distributed = False  # True if its state stays identical on every rank under `make_distributed`
+    stateful = True               # keeps state that shapes training: a strategy refuses two of one stateful class
+    def divergence_hint(self, strategy) -> Optional[str]:
+        "A sentence for the `NonFiniteLossError` when training diverges (e.g. which coefficient to lower), or None."
+        return None
 
 def _noop(self, strategy, **kwargs): "Called by the strategy; does nothing unless overridden."
 for _name in CALLBACKS: setattr(SupervisedPlugin, _name, _noop)
@@ -84,6 +88,18 @@ def _check_int(v, name, low=1, allow_none=False):
         raise ValueError(f"{name}: expected {kind}{' or None' if allow_none else ''}, got {v!r}")
     return v
 
+def _check_duplicates(plugins):
+    "Refuse two plugins of one stateful class: each would keep its own copy of the state and apply it."
+    first = {}
+    for i, p in enumerate(plugins):
+        cls = type(p)
+        if not getattr(p, "stateful", True): continue
+        if cls in first:
+            raise ValueError(f"plugins[{i}]: a second {cls.__name__} (the first is plugins[{first[cls]}]); a "
+                             f"{cls.__name__} keeps state of its own, so two would each keep a copy and apply it: pass "
+                             "one (a plugin class that keeps no state may set stateful = False)")
+        first[cls] = i
+
 def _is_multitask(model):
     from clnb.models import MultiTaskModule
     return isinstance(model, MultiTaskModule)
@@ -95,6 +111,7 @@ def _has_dynamic(model):
 # %% ../nbs/04_template.ipynb #7d5e34cf
 class SupervisedTemplate:
     "Supervised continual training: the train/eval loops, the callbacks, and the state plugins read."
+    supports_distributed = True   # only the weights change; each subclass declares its own (31_distributed)
     def __init__(self,
                  model:nn.Module,             # the model to train
                  optimizer:torch.optim.Optimizer, # an optimizer over (some of) the model's parameters
@@ -122,6 +139,7 @@ class SupervisedTemplate:
             if isinstance(p, type): raise TypeError(f"plugins[{i}]: expected a plugin instance, got the class {p.__name__} (call it: {p.__name__}(...))")
             if not any(callable(getattr(p, c, None)) for c in CALLBACKS):
                 raise TypeError(f"plugins[{i}]: expected a SupervisedPlugin, got {type(p).__name__}")
+        _check_duplicates(plugins)
         self._check_optimizer(model, optimizer)
         self.device = as_device(device)
         if callable(evaluator) and not hasattr(evaluator, "get_last_metrics"): evaluator = evaluator()
@@ -142,6 +160,7 @@ class SupervisedTemplate:
         self._known_params = {id(p) for p in model.parameters()}
         self._cbs = {}
         self._facts = self._cbs_for = self._opt_key = None  # per-call caches (see 'The cost of one experience'); not state
+        self._large_weight_threshold, self._weight_check_every = 1e6, 100   # settings (see 'Non-finite losses')
 
     @staticmethod
     def _check_optimizer(model, optimizer):
@@ -168,6 +187,7 @@ class SupervisedTemplate:
 def _build_callbacks(self:SupervisedTemplate):
     "For each callback, the bound methods of the plugins that override it, in plugin order."
     if self._cbs_for is not None and len(self._cbs_for) == len(self.plugins) and all(a is b for a, b in zip(self._cbs_for, self.plugins)): return
+    _check_duplicates(self.plugins)   # the list may have changed since the constructor checked it
     self._cbs, self._cbs_for = {}, list(self.plugins)
     for name in CALLBACKS:
         fs = []
@@ -205,9 +225,24 @@ def _as_experiences(self:SupervisedTemplate, experiences, name:str):
 
 def _exp_name(e): return f"experience {e.current_experience} of {getattr(e.origin_stream, 'name', '?')}_stream"
 
+def _input_shape(e:Experience):
+    "The shape of one input of `e` (None for a dataset without an `x` tensor)."
+    x = getattr(e.dataset, "x", None)
+    return tuple(x.shape[1:]) if isinstance(x, Tensor) else None
+
+@patch
+def _check_input_shapes(self:SupervisedTemplate, exps, name:str):
+    "Refuse a list of experiences whose inputs differ in shape (before the first one trains)."
+    s0 = _input_shape(exps[0])
+    for i, e in enumerate(exps[1:], 1):
+        s = _input_shape(e)
+        if s0 is not None and s is not None and s != s0:
+            raise ValueError(f"{name}[{i}] ({_exp_name(e)}) has inputs of shape {s}, but {name}[0] "
+                             f"({_exp_name(exps[0])}) has {s0}; the experiences of one call must share one input shape")
+
 @patch
 @torch.no_grad()
-def _output_width(self:SupervisedTemplate, ds:CLDataset):
+def _output_width(self:SupervisedTemplate, ds:CLDataset, exp:Optional[Experience]=None):
     "Number of outputs of the model on one sample of `ds` (eval mode, no grad), or None for non-2D outputs."
     was = self.model.training; self.model.eval()
     try:
@@ -215,7 +250,8 @@ def _output_width(self:SupervisedTemplate, ds:CLDataset):
         if ds.transform is not None: x = ds.transform(x)
         out = self.model(x, t) if _is_multitask(self.model) else self.model(x)
     except Exception as e:
-        raise ValueError(f"model: failed on one input of shape {tuple(ds.x.shape[1:])}: {type(e).__name__}: {e}") from e
+        shape, of = tuple(ds.x.shape[1:]), f" of {_exp_name(exp)}" if exp is not None else ""
+        raise ValueError(f"model: failed on one input of shape {shape}{of}: {type(e).__name__}: {e}") from e
     finally: self.model.train(was)
     return out.shape[-1] if isinstance(out, Tensor) and out.dim() == 2 else None
 
@@ -228,11 +264,14 @@ def _check_labels(self:SupervisedTemplate, exp:Experience, width):
 
 @patch
 def _check_experiences(self:SupervisedTemplate, exps, name):
+    "Samples, labels >= 0, one input shape, and (fixed models) inputs the model takes and labels within its outputs."
     for e in exps:
         if len(e.dataset) == 0: raise ValueError(f"{name}: {_exp_name(e)} is empty (0 samples)")
         if min(e.dataset.classes) < 0: raise ValueError(f"{name}: {_exp_name(e)} has negative labels {e.dataset.classes[:3]}")
-    if not self._is_dynamic() and not any(getattr(p, "outputs_embeddings", False) for p in self.plugins):  # e.g. CoPE: outputs are embeddings, not class scores
-        width = self._cached_output_width(exps[0].dataset)
+    self._check_input_shapes(exps, name)
+    if self._is_dynamic(): return   # a growing model is probed after each experience's adaptation
+    width = self._cached_output_width(exps[0].dataset, exps[0])
+    if not any(getattr(p, "outputs_embeddings", False) for p in self.plugins):  # CoPE: embeddings, not class scores
         for e in exps: self._check_labels(e, width)
 
 # %% ../nbs/04_template.ipynb #e2f4b6d6
@@ -273,11 +312,11 @@ def _is_dynamic(self:SupervisedTemplate) -> bool:
     return f["dynamic"]
 
 @patch
-def _cached_output_width(self:SupervisedTemplate, ds:CLDataset):
+def _cached_output_width(self:SupervisedTemplate, ds:CLDataset, exp:Optional[Experience]=None):
     "`_output_width(ds)`, probed once per model signature, input shape, dtype and transform (every time for multi-task models)."
-    if _is_multitask(self.model): return self._output_width(ds)  # the width may depend on the task label
+    if _is_multitask(self.model): return self._output_width(ds, exp)  # the width may depend on the task label
     f, key = self._model_facts(), ("width", tuple(ds.x.shape[1:]), ds.x.dtype, id(ds.transform))
-    if key not in f or f[key][0] is not ds.transform: f[key] = (ds.transform, self._output_width(ds))
+    if key not in f or f[key][0] is not ds.transform: f[key] = (ds.transform, self._output_width(ds, exp))
     return f[key][1]
 
 @patch
@@ -295,21 +334,29 @@ def train(self:SupervisedTemplate, experiences, eval_streams=None, **kwargs):
         raise TypeError(f"eval_streams: expected a Stream, an Experience or a list of them, got {type(eval_streams).__name__}")
     self._eval_streams = [self._as_experiences(s, "eval_streams") for s in (eval_streams if eval_streams is not None else [exps])] \
         if not isinstance(eval_streams, (Experience, Stream)) else [self._as_experiences(eval_streams, "eval_streams")]
-    self.is_training, self._stop_training = True, False
-    self.model = _to_device(self.model, self.device, train=True)
     self._build_callbacks()
-    with torch.enable_grad():  # training needs gradients even when called under no_grad
-        self._before_training(**kwargs)
-        for self.experience in exps:
-            self._before_training_exp_setup(**kwargs)
-            self._before_training_exp(**kwargs)
-            self._train_exp(**kwargs)
-            self._after_training_exp(**kwargs)
-            if self.eval_every == 0 or (self.eval_every > 0 and self.peval_mode == "experience" and self.clock.train_exp_counter % self.eval_every == 0):
-                self._peval()
-        self._after_training(**kwargs)
-    self.is_training = False
+    self.is_training, self._stop_training, done = True, False, False
+    try:
+        self.model = _to_device(self.model, self.device, train=True)
+        with torch.enable_grad(): self._train_stream(exps, **kwargs)  # gradients even when called under no_grad
+        done = True
+    finally:   # whatever ended it (NonFiniteLossError, KeyboardInterrupt...): it can be saved and trained again
+        self.is_training = False
+        if not done: self._nan_state = None   # a bad loss recorded on the device belongs to the interrupted epoch
     return self.evaluator.get_last_metrics()
+
+@patch
+def _train_stream(self:SupervisedTemplate, exps, **kwargs):
+    "The training callbacks and steps for each experience of `exps` in turn."
+    self._before_training(**kwargs)
+    for self.experience in exps:
+        self._before_training_exp_setup(**kwargs)
+        self._before_training_exp(**kwargs)
+        self._train_exp(**kwargs)
+        self._after_training_exp(**kwargs)
+        if self.eval_every == 0 or (self.eval_every > 0 and self.peval_mode == "experience" and self.clock.train_exp_counter % self.eval_every == 0):
+            self._peval()
+    self._after_training(**kwargs)
 
 @patch
 def _before_training_exp_setup(self:SupervisedTemplate, **kwargs):
@@ -327,7 +374,9 @@ def _train_exp(self:SupervisedTemplate, **kwargs):
     for _ in range(self.train_epochs):
         self._before_training_epoch(**kwargs)
         if self._stop_training: self._stop_training = False; break
+        it0, skipped = self.clock.train_iterations, self.skipped_batches
         self.training_epoch(**kwargs)
+        self._check_epoch(self.skipped_batches - skipped, it0)   # see Non-finite losses
         self._after_training_epoch(**kwargs)
         if self.eval_every > 0 and self.peval_mode == "epoch" and self.clock.train_exp_epochs % self.eval_every == 0: self._peval()
 
@@ -467,11 +516,11 @@ def eval(self:SupervisedTemplate, exp_list, **kwargs):
     "Evaluate on `exp_list` (one experience, a stream or a list); returns the evaluator's last metrics."
     exps = self._as_experiences(exp_list, "exp_list")
     self._check_experiences(exps, "exp_list")
+    self._build_callbacks()
     saved, was_training = {k: getattr(self, k) for k in _SAVED}, self.model.training
     self.is_training = False
     self.model.eval(); self.model.to(self.device)
     self.current_eval_stream = exps
-    self._build_callbacks()
     try:
         self._before_eval(**kwargs)
         for self.experience in exps:
@@ -491,19 +540,28 @@ def eval(self:SupervisedTemplate, exp_list, **kwargs):
 
 @patch
 def eval_epoch(self:SupervisedTemplate, **kwargs):
-    "Evaluation loop over `self.dataloader`."
+    "Evaluation loop over `self.dataloader`; raises if an output held NaN or +inf (one host sync, at the end)."
+    check, bad = self._nan_policy != "off", None
     for self.mbatch in self.dataloader:
         self._unpack_minibatch()
         self._before_eval_iteration(**kwargs)
         self._before_eval_forward(**kwargs)
         self.mb_output = self.forward()
         self._after_eval_forward(**kwargs)
+        if check: bad = _flag_nonfinite(self.mb_output, bad)
         self.loss = self.criterion()
         self._after_eval_iteration(**kwargs)
+    if bad is not None and bool(bad): raise self._eval_nonfinite_error()
+
+def _flag_nonfinite(out, flag):
+    "`flag` or'ed, on the device, with whether `out` holds NaN or +inf (-inf is a masked logit, not an error)."
+    if not isinstance(out, Tensor) or not out.is_floating_point(): return flag
+    f = ~(out < math.inf).all()     # NaN < inf and inf < inf are both False
+    return f if flag is None else flag | f
 
 # %% ../nbs/04_template.ipynb #dc14b396
 class NonFiniteLossError(FloatingPointError):
-    "The training loss became NaN or infinite."
+    "Training diverged: the loss, the weights or (at evaluation) the model's outputs became NaN or infinite."
 
 def _check_nan_policy(v):
     if v not in ("raise", "skip", "off"): raise ValueError(f"nan_policy: expected 'raise', 'skip' or 'off', got {v!r}")
@@ -521,9 +579,20 @@ SupervisedTemplate.nan_check_every = property(lambda self: self._nan_check_every
     lambda self, v: setattr(self, "_nan_check_every", _check_nan_every(v)),
     doc="Iterations between host checks of the loss under 'raise' (None: 1 on the CPU, 100 on CUDA).")
 
-# %% ../nbs/04_template.ipynb #2f09ba09
-import math
+def _check_weight_threshold(v):
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
+        raise ValueError(f"large_weight_threshold: expected a positive number or None (no warning), got {v!r}")
+    return v
 
+SupervisedTemplate._large_weight_threshold, SupervisedTemplate._weight_check_every = 1e6, 100
+SupervisedTemplate.large_weight_threshold = property(lambda self: self._large_weight_threshold,
+    lambda self, v: setattr(self, "_large_weight_threshold", _check_weight_threshold(v)),
+    doc="Largest |weight| the periodic weight check accepts without a warning (default 1e6; None: no warning).")
+SupervisedTemplate.weight_check_every = property(lambda self: self._weight_check_every,
+    lambda self, v: setattr(self, "_weight_check_every", _check_int(v, "weight_check_every")),
+    doc="Check the weights at the end of each epoch that passes a multiple of this many training iterations (100).")
+
+# %% ../nbs/04_template.ipynb #2f09ba09
 def _finite(v) -> bool:
     "True when the loss `v` (tensor or number) holds no NaN or inf; a scalar is read with one `.item()` (0.7 us on the CPU)."
     if not isinstance(v, Tensor): return math.isfinite(v)
@@ -538,12 +607,39 @@ def _nonfinite_loss(self:SupervisedTemplate) -> bool:
     every = self._nan_check_every or (1 if dev.type == "cpu" else 100)
     if policy == "skip" or every == 1:
         if _finite(loss): return False
-        if policy == "skip":
-            self.skipped_batches += 1
-            warnings.warn(f"nan_policy='skip': skipped a minibatch with a non-finite loss at {self._where()}")
-            return True
-        raise NonFiniteLossError(f"the loss is {_fmt(loss)} at {self._where()}: {self._diagnose_loss()}")
+        if policy == "skip": return self._skip_minibatch()
+        raise self._nonfinite_error(f"the loss is {_fmt(loss)} at {self._where()}: {self._diagnose_loss()}")
     return self._deferred_loss_check(loss, every)
+
+@patch
+def _skip_minibatch(self:SupervisedTemplate) -> bool:
+    "Under 'skip': count and warn, unless the weights are non-finite (every later minibatch would be skipped too)."
+    bad = self._nonfinite_weights()
+    if bad:
+        raise self._nonfinite_error(f"nan_policy='skip' cannot skip the minibatch at {self._where()}: the weights "
+                                    f"{bad[:3]} are non-finite, so the loss of every later minibatch would be too (an "
+                                    "earlier step with a finite loss had a NaN/inf gradient); lower the learning rate "
+                                    "or check the plugins that change gradients")
+    self.skipped_batches += 1
+    warnings.warn(f"nan_policy='skip': skipped a minibatch with a non-finite loss at {self._where()}")
+    return True
+
+@patch
+def _nonfinite_error(self:SupervisedTemplate, msg:str) -> NonFiniteLossError:
+    "A `NonFiniteLossError` with `msg` and the plugins' divergence hints."
+    return NonFiniteLossError(msg + self._divergence_hints())
+
+@patch
+def _divergence_hints(self:SupervisedTemplate) -> str:
+    "'; hint from P: ...' for each plugin P whose `divergence_hint` returns a sentence."
+    out = []
+    for p in self.plugins:
+        f = getattr(p, "divergence_hint", None)
+        if not callable(f): continue
+        try: h = f(self)
+        except Exception: h = None   # a broken hint must not hide the error it would explain
+        if h: out.append(f"; hint from {type(p).__name__}: {h}")
+    return "".join(out)
 
 def _fmt(v): return format(float(v.detach().float().flatten()[0] if isinstance(v, Tensor) else v), ".4g")
 
@@ -565,13 +661,16 @@ def _deferred_loss_check(self:SupervisedTemplate, loss, every:int) -> bool:
     first = int(st)                       # the one sync every `every` iterations
     if first < 0: return False
     st.fill_(-1)
-    raise NonFiniteLossError(f"the loss is non-finite at {self._where(first)} (found {c.train_epoch_iterations - first} "
-                             f"iterations later: nan_check_every={every}; set strategy.nan_check_every = 1 to stop at once and name the cause)")
+    later = c.train_epoch_iterations - first
+    raise self._nonfinite_error(f"the loss is non-finite at {self._where(first)} (found {later} iterations later: "
+                                f"nan_check_every={every}; set strategy.nan_check_every = 1 to stop at once and name "
+                                "the cause)")
 
 # %% ../nbs/04_template.ipynb #9424ce04
 @patch
 @torch.no_grad()
 def _nonfinite_weights(self:SupervisedTemplate):
+    "Names of the model's parameters that hold a NaN or inf."
     return [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
 
 @patch
@@ -595,8 +694,64 @@ def _diagnose_loss(self:SupervisedTemplate) -> str:
         loss = self.loss
     return "a term added before the criterion (in before_forward, after_forward or the strategy's own loss) is non-finite" + hint
 
+# %% ../nbs/04_template.ipynb #a17d0c03
+@patch
+def _check_epoch(self:SupervisedTemplate, skipped:int, it0:int):
+    "After an epoch begun at iteration `it0`: refuse it if it skipped all minibatches; check the weights now and then."
+    if self._nan_policy == "off": return
+    if skipped and self.clock.train_epoch_iterations == 0:
+        where = f"epoch {self.clock.train_exp_epochs} of {_exp_name(self.experience)}"
+        raise self._nonfinite_error(f"nan_policy='skip' skipped all {skipped} minibatches of {where}: the loss is "
+                                    "non-finite on every one, so nothing was learnt; check the data and lower the "
+                                    "learning rate")
+    k = self._weight_check_every
+    if self.clock.train_iterations // k > it0 // k: self._check_weights()   # passed a multiple of k iterations
+
+@patch
+@torch.no_grad()
+def _check_weights(self:SupervisedTemplate):
+    "Raise if a weight is NaN/inf, warn if one exceeds `large_weight_threshold`: one host read, of the largest norm."
+    named = [(n, p.detach()) for n, p in self.model.named_parameters() if p.numel()]
+    if not named: return
+    dev, limit = named[0][1].device, self._large_weight_threshold
+    norms = torch._foreach_norm([p for _, p in named], 2)        # ||w||_2 >= max |w|: a cheap upper bound
+    m = float(torch.stack([v.float().to(dev) for v in norms]).max())   # the one sync
+    if math.isfinite(m) and (limit is None or m <= limit): return
+    tops = {n: float(p.abs().amax()) for n, p in named}           # only now: the largest |w| of each parameter
+    bad = [n for n, v in tops.items() if not math.isfinite(v)]
+    if not bad and (limit is None or max(tops.values()) <= limit): return
+    where = f"epoch {self.clock.train_exp_epochs} of {_exp_name(self.experience)}"
+    if bad:
+        raise self._nonfinite_error(f"the weights {bad[:3]} are non-finite at the end of {where}, though the losses "
+                                    "trained on were finite (a step had a NaN/inf gradient); lower the learning rate "
+                                    "or check the plugins that change gradients")
+    big = sorted(((v, n) for n, v in tops.items() if v > limit), reverse=True)
+    more = f" (also above it: {[n for _, n in big[1:4]]})" if len(big) > 1 else ""
+    warnings.warn(f"large weights at the end of {where}: max |w| = {big[0][0]:.3g} in {big[0][1]!r}{more}, above "
+                  f"strategy.large_weight_threshold = {limit:g}; training is probably diverging: try a smaller "
+                  "learning rate" + self._divergence_hints())
+
+def _nonfinite_rows(x) -> int:
+    "How many samples of `x` hold a NaN or inf (0 for integer or missing tensors)."
+    if not isinstance(x, Tensor) or not x.is_floating_point() or len(x) == 0: return 0
+    return int((~torch.isfinite(x)).reshape(len(x), -1).any(1).sum())
+
+@patch
+@torch.no_grad()
+def _eval_nonfinite_error(self:SupervisedTemplate) -> NonFiniteLossError:
+    "The error for NaN/+inf outputs at evaluation: the experience, and whether its inputs or the weights are to blame."
+    x = getattr(self.adapted_dataset, "x", None)
+    n, bad = _nonfinite_rows(x), self._nonfinite_weights()
+    if n: why = f"{n} of its {len(x)} inputs contain NaN or inf; check the dataset"
+    elif bad: why = f"the weights {bad[:3]} are non-finite (training diverged)"
+    else: why = "its inputs and the weights are finite, the model overflows on them"
+    return self._nonfinite_error(f"the model's outputs on {_exp_name(self.experience)} hold NaN or inf at evaluation: "
+                                 f"{why}; an accuracy computed on them would mean nothing (set "
+                                 "strategy.nan_policy = 'off' to evaluate anyway)")
+
 # %% ../nbs/04_template.ipynb #eaba8e8c
 class Naive(SupervisedTemplate):
     "Fine-tuning: train on each experience in turn with no protection against forgetting (the lower bound)."
+    supports_distributed = True   # the template's loop as is
 
 BaseStrategy = SupervisedTemplate  # the older name

@@ -6,6 +6,7 @@
 __all__ = ['DER']
 
 # %% ../../nbs/20_der.ipynb #44d3bec3
+import math
 from typing import Optional
 import torch
 import torch.nn.functional as F
@@ -17,11 +18,12 @@ from ..plugins.replay import Buffer
 
 # %% ../../nbs/20_der.ipynb #87a53843
 def _check_nonneg(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-        raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
 
 class DER(SupervisedTemplate):
     "Dark Experience Replay (DER); with `beta > 0`, DER++ (Buzzega et al. 2020)."
+    supports_distributed = False   # each rank would store its own shard's logits: the buffers diverge (see Notes)
     def __init__(self, model:nn.Module, optimizer:torch.optim.Optimizer,
                  criterion=nn.CrossEntropyLoss(),  # loss function
                  mem_size:int=200,                 # buffer size (reservoir sampling)

@@ -16,6 +16,7 @@ from ..template import SupervisedTemplate, default_evaluator, _is_multitask
 # %% ../../nbs/22_joint_training.ipynb #3a4529ec
 class JointTraining(SupervisedTemplate):
     "Offline upper bound: learn the whole stream at once (one shuffled dataset, or one minibatch per task per update)."
+    supports_distributed = True   # plain training on the concatenated stream: only the weights change (see Notes)
     def __init__(self,
                  model:nn.Module,                 # the model to train
                  optimizer:torch.optim.Optimizer, # an optimizer over the model's parameters
@@ -128,6 +129,7 @@ def train(self:JointTraining, experiences, eval_streams=None, **kwargs):
         raise RuntimeError("JointTraining.train: this strategy has already been trained on a stream; joint training learns one whole "
                            "stream once. Create a new JointTraining with a fresh model to train on another stream.")
     exps = self._as_experiences(experiences, "experiences")
+    self._check_input_shapes(exps, "experiences")   # before the concatenation, naming the experiences
     whole = _whole(exps)
     tasks = whole.dataset.task_set
     multi_head = len(tasks) > 1 and not _is_multitask(self.model)
