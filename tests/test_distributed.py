@@ -21,6 +21,8 @@ SCRIPT = textwrap.dedent('''
     acc = s.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
     torch.save({"weights": [p.detach() for p in model.parameters()], "acc": acc}, f"{out}/rank{get_rank()}.pt")
     if is_dist(): torch.distributed.barrier(); torch.distributed.destroy_process_group()   # a clean exit: no gloo thread left to abort
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)   # skip interpreter teardown: torch's gloo threads sometimes abort there ('terminate called ...')
 ''')
 
 def _available(name):

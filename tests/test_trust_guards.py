@@ -206,6 +206,8 @@ SCRIPT = textwrap.dedent('''
     torch.save({"weights": [p.detach() for p in net.features.parameters()], "heads": heads, "acc": acc, "late": late},
                f"{out}/rank{get_rank()}.pt")
     if is_dist(): torch.distributed.barrier(); torch.distributed.destroy_process_group()
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)   # skip interpreter teardown: torch's gloo threads sometimes abort there ('terminate called ...')
 ''')
 
 def _free_port():
