@@ -234,7 +234,7 @@ def _as_cl(ds, name):
     if isinstance(ds, torch.utils.data.Dataset): return CLDataset.from_dataset(ds)
     raise TypeError(f"{name}: expected a CLDataset or a torch Dataset, got {type(ds).__name__}")
 
-_check_pos_int = check_int   # the old name, still imported by 10_replay, 11_gdumb and 20_der: remove once they use check_int
+_check_pos_int = check_int   # old name, imported by 10_replay, 11_gdumb, 20_der: remove once they use check_int
 
 def _class_order(classes, fixed_class_order, shuffle, seed):
     if fixed_class_order is not None:
