@@ -2,7 +2,7 @@
 naming the argument, before any state changes (model weights and buffers, optimizer state, plugin state).
 
 To extend it, add a row to CASES (any call; `w` is a fresh `World`: a trained strategy with a stateful plugin) or,
-for a plugin or strategy landing on another branch, to PLUGIN_CASES (skipped until its class exists)."""
+for a plugin or strategy, to PLUGIN_CASES (imported from its module: a class that disappears fails the test)."""
 import copy
 import pytest, torch
 from torch import nn
@@ -146,27 +146,34 @@ def test_cuda_asked_on_a_machine_without_it():
     if torch.cuda.is_available(): pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="device: cuda:0 was asked for but CUDA is not available"): naive(device="cuda:0")
 
-# Plugins and strategies landing on other branches: (class name, constructor keywords, exception, message naming the argument).
+# Plugins and strategies: (class, constructor keywords, exception, message naming the argument).
 # A strategy class is called as cls(model, optimizer, **keywords).
+from clnb.plugins.replay import ReplayPlugin
+from clnb.plugins.gdumb import GDumbPlugin
+from clnb.plugins.ewc import EWCPlugin
+from clnb.plugins.si import SynapticIntelligencePlugin
+from clnb.plugins.lwf import LwFPlugin
+from clnb.plugins.gem import GEMPlugin
+from clnb.plugins.agem import AGEMPlugin
+from clnb.plugins.cope import CoPEPlugin
+from clnb.strategies.der import DER
 PLUGIN_CASES = [
-    ("ReplayPlugin", dict(mem_size=-1), ValueError, "mem_size"),
-    ("GDumbPlugin", dict(mem_size=-1), ValueError, "mem_size"),
-    ("EWCPlugin", dict(ewc_lambda=-1.0), ValueError, "ewc_lambda"),
-    ("EWCPlugin", dict(ewc_lambda=1.0, mode="sometimes"), ValueError, "mode"),
-    ("EWCPlugin", dict(ewc_lambda=1.0, mode="online"), ValueError, "decay_factor"),
-    ("SynapticIntelligencePlugin", dict(si_lambda=-1.0), ValueError, "si_lambda"),
-    ("LwFPlugin", dict(alpha=1.0, temperature=0), ValueError, "temperature"),
-    ("GEMPlugin", dict(patterns_per_experience=0, memory_strength=0.5), ValueError, "patterns_per_experience"),
-    ("AGEMPlugin", dict(patterns_per_experience=-1, sample_size=10), ValueError, "patterns_per_experience"),
-    ("AGEMPlugin", dict(patterns_per_experience=10, sample_size=0), ValueError, "sample_size"),
-    ("CoPEPlugin", dict(mem_size=-1), ValueError, "mem_size"),
-    ("DER", dict(mem_size=-1), ValueError, "mem_size"),
+    (ReplayPlugin, dict(mem_size=-1), ValueError, "mem_size: expected a positive int, got -1"),
+    (GDumbPlugin, dict(mem_size=-1), ValueError, "mem_size: expected a positive int, got -1"),
+    (EWCPlugin, dict(ewc_lambda=-1.0), ValueError, "ewc_lambda"),
+    (EWCPlugin, dict(ewc_lambda=1.0, mode="sometimes"), ValueError, "mode"),
+    (EWCPlugin, dict(ewc_lambda=1.0, mode="online"), ValueError, "decay_factor"),
+    (SynapticIntelligencePlugin, dict(si_lambda=-1.0), ValueError, "si_lambda"),
+    (LwFPlugin, dict(alpha=1.0, temperature=0), ValueError, "temperature"),
+    (GEMPlugin, dict(patterns_per_experience=0, memory_strength=0.5), ValueError, "patterns_per_experience"),
+    (AGEMPlugin, dict(patterns_per_experience=-1, sample_size=10), ValueError, "patterns_per_experience"),
+    (AGEMPlugin, dict(patterns_per_experience=10, sample_size=0), ValueError, "sample_size"),
+    (CoPEPlugin, dict(mem_size=-1), ValueError, "mem_size"),
+    (DER, dict(mem_size=-1), ValueError, "mem_size: expected a positive int, got -1"),
 ]
 
-@pytest.mark.parametrize("cls_name,kwargs,exc,msg", PLUGIN_CASES, ids=[f"{c[0]}-{'-'.join(c[1])}" for c in PLUGIN_CASES])
-def test_plugin_bad_arguments(cls_name, kwargs, exc, msg):
-    cls = B.find(cls_name)
-    if cls is None: pytest.skip(f"{cls_name} is not in clnb yet")
+@pytest.mark.parametrize("cls,kwargs,exc,msg", PLUGIN_CASES, ids=[f"{c[0].__name__}-{'-'.join(c[1])}" for c in PLUGIN_CASES])
+def test_plugin_bad_arguments(cls, kwargs, exc, msg):
     with pytest.raises(exc) as e:
         if isinstance(cls, type) and issubclass(cls, SupervisedTemplate):
             m = M(); cls(m, torch.optim.SGD(m.parameters(), lr=0.1), **kwargs)

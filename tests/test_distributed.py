@@ -6,6 +6,7 @@ SCRIPT = textwrap.dedent('''
     import json, os, sys, torch
     from clnb.all import *
     from clnb.distributed import init_distributed, make_distributed, get_rank, is_dist
+    from clnb.cli import eval_metric_name
     name, out = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)
     device = init_distributed() if "RANK" in os.environ else torch.device("cpu")
@@ -18,25 +19,18 @@ SCRIPT = textwrap.dedent('''
               device=device, plugins=plugins)
     make_distributed(s)
     for e in bm.train_stream: s.train(e)
-    acc = s.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
+    acc = s.eval(bm.test_stream)[eval_metric_name("Top1_Acc_Stream")]
     torch.save({"weights": [p.detach() for p in model.parameters()], "acc": acc}, f"{out}/rank{get_rank()}.pt")
     if is_dist(): torch.distributed.barrier(); torch.distributed.destroy_process_group()   # a clean exit: no gloo thread left to abort
     sys.stdout.flush(); sys.stderr.flush()
     os._exit(0)   # skip interpreter teardown: torch's gloo threads sometimes abort there ('terminate called ...')
 ''')
 
-def _available(name):
-    mod = {"naive": None, "replay": "clnb.plugins.replay", "ewc": "clnb.plugins.ewc"}[name]
-    if mod is None: return True
-    try: importlib.import_module(mod); return True
-    except ImportError: return False
-
 def _free_port():
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 @pytest.mark.parametrize("name", ["naive", "replay", "ewc"])
 def test_two_ranks_match_one_process(name, tmp_path):
-    if not _available(name): pytest.skip(f"{name} has not landed")
     script = tmp_path / "train.py"; script.write_text(SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),

@@ -7,7 +7,8 @@ from clnb.engine import set_seed
 from clnb.template import Naive
 from clnb.evaluation import EvaluationPlugin, accuracy_metrics
 
-ACC = "Top1_Acc_Stream/eval_phase/test_stream/Task000"
+from clnb.cli import eval_metric_name
+ACC = eval_metric_name("Top1_Acc_Stream")   # the stream accuracy on the test stream, task 0
 
 def run(**kw):
     set_seed(0)

@@ -100,7 +100,7 @@ def test_run_flags_are_checked_before_training(capsys, no_training, argv, flag):
 
 def test_train_size_names_the_flag_not_fixed_class_order(capsys, no_training):
     err = refused(capsys, ["run", *SMALL, "--train-size", "3"])
-    assert "--train-size: expected an integer >= 10" in err and "fixed_class_order" not in err
+    assert "--train-size: expected an int >= 10 (one sample of each of the 10 classes)" in err and "fixed_class_order" not in err
 
 def test_memory_larger_than_the_stream_is_refused(capsys, no_training):
     err = refused(capsys, ["run", *SMALL, "--strategy", "der", "--mem-size", "1000000000000"])
@@ -150,7 +150,7 @@ def test_ctrl_c_exits_130(capsys, monkeypatch):
 def test_no_traceback_from_the_console_script():
     p = _clnb(["run", "--lr", "nan", *SMALL])
     assert p.returncode == 2
-    assert p.stderr == "clnb run: error: --lr: expected a finite learning rate in (0, 10], got nan\n"
+    assert p.stderr == "clnb run: error: --lr: expected a finite number in (0, 10.0], got nan\n"
     p = _clnb(["run", "--lr", "nan", "--debug", *SMALL])
     assert p.returncode == 2 and "Traceback" in p.stderr
 

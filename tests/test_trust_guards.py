@@ -176,6 +176,7 @@ SCRIPT = textwrap.dedent('''
     from clnb.strategies.joint import JointTraining
     from clnb.evaluation import EvaluationPlugin, accuracy_metrics
     from clnb.distributed import init_distributed, make_distributed, get_rank, is_dist
+    from clnb.cli import eval_metric_name
     mode, out = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)
     device = init_distributed() if "RANK" in os.environ else torch.device("cpu")
@@ -193,7 +194,7 @@ SCRIPT = textwrap.dedent('''
                       evaluator=EvaluationPlugin(accuracy_metrics(stream=True)))
     make_distributed(s)
     s.train(bm.train_stream)
-    acc = s.eval(bm.test_stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
+    acc = s.eval(bm.test_stream)[eval_metric_name("Top1_Acc_Stream")]
     heads = {t: [p.detach().clone() for p in l.parameters()] for t, l in s.task_layers.items()}
     late = None
     if is_dist():                       # a plugin added after make_distributed is refused when training starts
