@@ -15,9 +15,9 @@ def blobs(n=240, d=8, classes=6, seed=0):
 def online(size=5):
     return data_incremental_benchmark(split_benchmark(blobs(), blobs(seed=1), 3, shuffle=False), size)
 
-def train_cope(bm, seed=0, evaluate_every=0):
+def train_cope(bm, seed=0, evaluate_every=0, fast=False):
     set_seed(seed); model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 6))
-    cope = CoPEPlugin(mem_size=30, n_classes=6, p_size=6, alpha=0.9)
+    cope = CoPEPlugin(mem_size=30, n_classes=6, p_size=6, alpha=0.9, fast=fast)
     s = Naive(model, torch.optim.SGD(model.parameters(), lr=0.01), train_mb_size=5, eval_mb_size=120, device="cpu",
               plugins=[cope], evaluator=EvaluationPlugin(accuracy_metrics(stream=True)))
     for i, e in enumerate(bm.train_stream):
@@ -50,9 +50,31 @@ def test_model_probed_once_on_an_online_stream():
 def test_bad_input():
     with pytest.raises(ValueError, match="p_size: expected a positive int, got 0"): CoPEPlugin(p_size=0)
     with pytest.raises(ValueError, match="n_classes: expected a positive int"): ClassBalancedReservoir(10, 0)
-    with pytest.raises(ValueError, match="T: expected a positive float"): PPPloss({}, T=0.)
+    with pytest.raises(ValueError, match="T: expected a finite number > 0, got 0.0"): PPPloss({}, T=0.)
+    with pytest.raises(TypeError, match="fast: expected"): CoPEPlugin(fast=1)
     with pytest.raises(ValueError, match="method: expected 'cope', 'replay' or 'naive'"): run_online("ewc")
     with pytest.raises(ValueError, match="p_size: expected the model to output"):
         set_seed(0); m = nn.Linear(8, 4)
         Naive(m, torch.optim.SGD(m.parameters(), lr=0.1), train_mb_size=5, device="cpu",
               plugins=[CoPEPlugin(10, 6, p_size=6)]).train(online().train_stream[0])
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_criterion_left_alone(fast):
+    "The plugin adds the PPP loss to `strategy.loss`; the strategy's criterion is the one it was built with."
+    s, cope, _ = train_cope(online(), fast=fast)
+    assert type(s._criterion) is nn.CrossEntropyLoss and cope.ppp_loss.fast is fast
+
+def test_fast_switch_equals_readable():
+    "Loss and gradient of the closed form equal the readable per-class loss; a short run ends at the same accuracy."
+    torch.manual_seed(0)
+    for B, C in ((1, 1), (5, 3), (20, 6), (64, 10)):
+        x = torch.randn(B, 8, requires_grad=True); y = torch.randint(0, C, (B,))
+        P, has = nn.functional.normalize(torch.randn(C, 8), dim=1), torch.rand(C) < 0.8
+        a, b = PPPloss((P, has), T=0.1, fast=True)(x, y), PPPloss((P, has), T=0.1)(x, y)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        if b.requires_grad:
+            torch.testing.assert_close(torch.autograd.grad(a, x)[0], torch.autograd.grad(b, x)[0], rtol=1e-4, atol=1e-5)
+    bm = online()
+    _, c0, a0 = train_cope(bm, fast=False); _, c1, a1 = train_cope(bm, fast=True)
+    assert abs(a0 - a1) <= 0.03, (a0, a1)
+    assert c0.memory.class_counts().tolist() == c1.memory.class_counts().tolist()
