@@ -87,7 +87,7 @@ STRATEGIES = {s.name: s for s in [
                  unsupported={b: "one expert per task label: it needs a task-incremental stream (split_fmnist_ti)"
                               for b in ("split_fmnist", "permuted_fmnist", "rotated_fmnist")}),
     StrategySpec("cope", "CoPEPlugin", _P + "cope", "plugin",
-                 dict(mem_size=200, n_classes=10, p_size=100, alpha=0.99, T=0.1),
+                 dict(mem_size=200, n_classes=10, p_size=100, alpha=0.99, T=0.1, fast=True),   # the closed-form PPP (18_cope)
                  "De Lange & Tuytelaars 2021, https://arxiv.org/abs/2009.00919",
                  "the model outputs p_size-dimensional embeddings",
                  per_benchmark={"split_fmnist": dict(model_kw=dict(output_size=32), p_size=32, mem_size=2000,
