@@ -65,7 +65,7 @@ STRATEGIES = {s.name: s for s in [
                  per_benchmark={"split_fmnist": dict(si_lambda=0.1)}),
     StrategySpec("lwf", "LwFPlugin", _P + "lwf", "plugin", dict(alpha=1.0, temperature=2.0),
                  "Li & Hoiem 2016, https://arxiv.org/abs/1606.09282"),
-    StrategySpec("gem", "GEMPlugin", _P + "gem", "plugin", dict(patterns_per_experience=256, memory_strength=0.5),
+    StrategySpec("gem", "GEMPlugin", _P + "gem", "plugin", dict(patterns_per_experience=256, memory_strength=0.5, fast=True),
                  "Lopez-Paz & Ranzato 2017, https://arxiv.org/abs/1706.08840",
                  "quadprog solves its QP; without it, a built-in solver (slower)"),
     StrategySpec("agem", "AGEMPlugin", _P + "agem", "plugin", dict(patterns_per_experience=256, sample_size=256),
