@@ -4,16 +4,14 @@ every strategy class declares whether it supports data-parallel training (JointT
 import os, socket, subprocess, sys, textwrap, warnings
 import pytest, torch
 from torch import nn
-from clnb.data import CLDataset, Experience, Stream, split_benchmark
+from clnb.data import CLDataset, Experience, Stream
+from clnb.protocol import toy_benchmark
 from clnb.template import Naive, SupervisedPlugin, SupervisedTemplate, NonFiniteLossError
 from clnb.evaluation import EvaluationPlugin, accuracy_metrics
 from clnb.checkpoint import save_checkpoint, load_checkpoint
 
 def toy(n=64, d=4, classes=4, n_exp=2, **kw):
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(classes).repeat(n // classes)
-    x = torch.randn(n, d, generator=g) + 3 * nn.functional.one_hot(y, d).float()
-    return split_benchmark(CLDataset(x, y), CLDataset(x, y), n_exp, shuffle=False, **kw)
+    return toy_benchmark(n_exp, d, n_classes=classes, n_samples=n, separation=3., **kw)
 
 def naive(plugins=(), model=None, lr=0.1, **kw):
     torch.manual_seed(0)
