@@ -169,7 +169,7 @@ def test_every_strategy_is_classified_and_make_distributed_checks_the_class():
 SCRIPT = textwrap.dedent('''
     import os, sys, torch
     from torch import nn
-    from clnb.data import CLDataset, split_benchmark
+    from clnb.protocol import toy_benchmark
     from clnb.template import Naive, SupervisedPlugin
     from clnb.strategies.joint import JointTraining
     from clnb.evaluation import EvaluationPlugin, accuracy_metrics
@@ -177,9 +177,7 @@ SCRIPT = textwrap.dedent('''
     mode, out = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)
     device = init_distributed() if "RANK" in os.environ else torch.device("cpu")
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(6).repeat(32); x = torch.randn(192, 6, generator=g) + 2 * nn.functional.one_hot(y, 6).float()
-    bm = split_benchmark(CLDataset(x, y), CLDataset(x, y), 3, task_labels=(mode == "multi"), shuffle=False)
+    bm = toy_benchmark(3, 6, n_samples=192, separation=2., task_labels=(mode == "multi"))
     class Net(nn.Module):
         def __init__(self):
             super().__init__()

@@ -17,6 +17,7 @@ from ..template import SupervisedPlugin
 from ..data import patch
 
 # %% ../../nbs/18_cope.ipynb #b35a48af
+# The class-balanced reservoir and its quota live in `clnb.memory` (chapter 09_memory).
 from ..memory import ClassBalancedReservoir, quota_on_device
 
 # %% ../../nbs/18_cope.ipynb #7241cd27

@@ -31,6 +31,7 @@ def write_grad(params, flat:Tensor):
     if pairs: torch._foreach_copy_([g for g, _ in pairs], [v.view_as(g) for g, v in pairs])
 
 # %% ../../nbs/15_gem.ipynb #38f7168c
+# The episodic memory lives in `clnb.memory` (chapter 09_memory).
 from ..memory import sample_patterns, EpisodicMemory
 
 def _check_positive_int(v, name):

@@ -17,6 +17,7 @@ from ..engine import TensorLoader
 from ..template import SupervisedPlugin
 
 # %% ../../nbs/10_replay.ipynb #d62ea86f
+# The memories live in `clnb.memory` (chapter 09_memory); Avalanche's storage-policy names stay importable from here.
 from ..memory import (Buffer, GroupedMemory, balanced_quota, StoragePolicy, ExperienceBalancedStoragePolicy,
                          ClassBalancedStoragePolicy)
 _all_ = ["Buffer", "GroupedMemory", "balanced_quota", "StoragePolicy", "ExperienceBalancedStoragePolicy",
