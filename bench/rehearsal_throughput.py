@@ -8,7 +8,8 @@ The three run alternately, `--repeats` times; ratios use the medians. Run: pytho
 import argparse, json, statistics
 import torch
 from clnb.template import Naive
-from clnb.plugins.replay import split_fmnist_run, ReplayPlugin
+from clnb.plugins.replay import ReplayPlugin
+from clnb.protocol import split_fmnist_run
 from clnb.strategies.der import DER
 
 RUNS = {"naive": lambda: dict(strategy_cls=Naive),

@@ -1,19 +1,17 @@
 "CoPE across modules: online streams through the template, determinism, evaluation between trainings, bad input."
 import pytest, torch
 from torch import nn
-from clnb.data import CLDataset, split_benchmark, data_incremental_benchmark
+from clnb.data import data_incremental_benchmark
 from clnb.template import Naive
 from clnb.engine import set_seed
 from clnb.evaluation import EvaluationPlugin, accuracy_metrics
-from clnb.plugins.cope import CoPEPlugin, PPPloss, ClassBalancedReservoir, run_online
-
-def blobs(n=240, d=8, classes=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(classes).repeat(n // classes)
-    return CLDataset(torch.randn(n, d, generator=g) + 4 * nn.functional.one_hot(y, d).float(), y)
+from clnb.plugins.cope import CoPEPlugin, PPPloss
+from clnb.memory import ClassBalancedReservoir
+from clnb.protocol import run_online, toy_benchmark
 
 def online(size=5):
-    return data_incremental_benchmark(split_benchmark(blobs(), blobs(seed=1), 3, shuffle=False), size)
+    blobs = toy_benchmark(3, 8, n_classes=6, n_samples=240, separation=4., test_seed=1)
+    return data_incremental_benchmark(blobs, size)
 
 def train_cope(bm, seed=0, evaluate_every=0, fast=False):
     set_seed(seed); model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 6))

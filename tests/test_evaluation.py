@@ -2,7 +2,7 @@
 import csv, io, math
 import pytest, torch
 from torch import nn
-from clnb.data import CLDataset, split_benchmark
+from clnb.protocol import toy_benchmark
 from clnb.template import Naive
 from clnb.evaluation import (EvaluationPlugin, default_evaluator, accuracy_metrics, loss_metrics, forgetting_metrics, bwt_metrics,
                              forward_transfer_metrics, confusion_matrix_metrics, timing_metrics, ram_usage_metrics,
@@ -10,9 +10,7 @@ from clnb.evaluation import (EvaluationPlugin, default_evaluator, accuracy_metri
 from clnb.loggers import CSVLogger, TextLogger, InteractiveLogger, show_progress
 
 def bench(n_exp=3, task_labels=False, n=60, d=6):
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(d).repeat(n // d); x = torch.randn(n, d, generator=g) + 2 * nn.functional.one_hot(y, d).float()
-    return split_benchmark(CLDataset(x, y), CLDataset(x, y), n_exp, shuffle=False, task_labels=task_labels)
+    return toy_benchmark(n_exp, d, n_samples=n, separation=2., task_labels=task_labels)
 
 def strategy(ev, d=6, **kw):
     torch.manual_seed(0); m = nn.Linear(d, d)

@@ -2,7 +2,7 @@
 import io, warnings
 import pytest, torch
 from torch import nn
-from clnb.data import CLDataset, split_benchmark
+from clnb.protocol import toy_benchmark
 from clnb.models import MLP, MultiHeadMLP
 from clnb.template import Naive, SupervisedPlugin, SupervisedTemplate
 from clnb.plugins.ewc import EWCPlugin
@@ -10,10 +10,7 @@ from clnb.plugins.si import SynapticIntelligencePlugin
 from clnb.plugins.lwf import LwFPlugin
 
 def bench(task_labels=False, n=96, d=6):
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(6).repeat(n // 6)
-    x = torch.randn(n, d, generator=g) + 3 * nn.functional.one_hot(y, d).float()
-    return split_benchmark(CLDataset(x, y), CLDataset(x, y), 3, shuffle=False, task_labels=task_labels)
+    return toy_benchmark(3, d, n_classes=6, n_samples=n, separation=3., task_labels=task_labels)
 
 def strategy(plugins, model=None, seed=0):
     torch.manual_seed(seed)

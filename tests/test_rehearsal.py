@@ -2,8 +2,9 @@
 import pytest, torch
 from torch import nn
 from clnb.template import Naive, SupervisedTemplate
-from clnb.plugins.replay import (ReplayPlugin, ExperienceBalancedStoragePolicy, ClassBalancedStoragePolicy, Buffer,
-                                 split_fmnist_run)
+from clnb.plugins.replay import ReplayPlugin
+from clnb.memory import ExperienceBalancedStoragePolicy, ClassBalancedStoragePolicy, Buffer
+from clnb.protocol import split_fmnist_run
 from clnb.plugins.gdumb import GDumbPlugin
 from clnb.strategies.der import DER
 

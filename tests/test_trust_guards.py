@@ -4,16 +4,14 @@ every strategy class declares whether it supports data-parallel training (JointT
 import os, socket, subprocess, sys, textwrap, warnings
 import pytest, torch
 from torch import nn
-from clnb.data import CLDataset, Experience, Stream, split_benchmark
+from clnb.data import CLDataset, Experience, Stream
+from clnb.protocol import toy_benchmark
 from clnb.template import Naive, SupervisedPlugin, SupervisedTemplate, NonFiniteLossError
 from clnb.evaluation import EvaluationPlugin, accuracy_metrics
 from clnb.checkpoint import save_checkpoint, load_checkpoint
 
 def toy(n=64, d=4, classes=4, n_exp=2, **kw):
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(classes).repeat(n // classes)
-    x = torch.randn(n, d, generator=g) + 3 * nn.functional.one_hot(y, d).float()
-    return split_benchmark(CLDataset(x, y), CLDataset(x, y), n_exp, shuffle=False, **kw)
+    return toy_benchmark(n_exp, d, n_classes=classes, n_samples=n, separation=3., **kw)
 
 def naive(plugins=(), model=None, lr=0.1, **kw):
     torch.manual_seed(0)
@@ -171,7 +169,7 @@ def test_every_strategy_is_classified_and_make_distributed_checks_the_class():
 SCRIPT = textwrap.dedent('''
     import os, sys, torch
     from torch import nn
-    from clnb.data import CLDataset, split_benchmark
+    from clnb.protocol import toy_benchmark
     from clnb.template import Naive, SupervisedPlugin
     from clnb.strategies.joint import JointTraining
     from clnb.evaluation import EvaluationPlugin, accuracy_metrics
@@ -180,9 +178,7 @@ SCRIPT = textwrap.dedent('''
     mode, out = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)
     device = init_distributed() if "RANK" in os.environ else torch.device("cpu")
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(6).repeat(32); x = torch.randn(192, 6, generator=g) + 2 * nn.functional.one_hot(y, 6).float()
-    bm = split_benchmark(CLDataset(x, y), CLDataset(x, y), 3, task_labels=(mode == "multi"), shuffle=False)
+    bm = toy_benchmark(3, 6, n_samples=192, separation=2., task_labels=(mode == "multi"))
     class Net(nn.Module):
         def __init__(self):
             super().__init__()

@@ -4,8 +4,7 @@
 
 # %% auto #0
 __all__ = ['pad_to_shape', 'model_output', 'minibatch_importance', 'per_sample_losses', 'linear_only', 'NotPerSample',
-           'fisher_diagonal', 'weighted_sq_distance', 'EWCPlugin', 'average_forgetting', 'holdout_benchmark',
-           'run_protocol', 'compare_to_naive', 'screen']
+           'fisher_diagonal', 'weighted_sq_distance', 'EWCPlugin']
 
 # %% ../../nbs/12_ewc.ipynb #1e2ecdcf
 import math, time, warnings
@@ -370,96 +369,3 @@ def divergence_hint(self:EWCPlugin, strategy) -> Optional[str]:
     head = f"EWCPlugin: ewc_lambda={self.ewc_lambda:g} with fisher={self.fisher!r}"
     per_unit = 2 * self.coefficient() / self.ewc_lambda * top      # the curvature 2 c A_i for lambda = 1
     return _lambda_hint(head, "ewc_lambda", self.ewc_lambda, per_unit, strategy.optimizer, known)
-
-# %% ../../nbs/12_ewc.ipynb #5a47380c
-def average_forgetting(R:Tensor) -> float:
-    "Mean over all but the last experience of the best accuracy it ever had minus its final accuracy."
-    T = R.shape[0]
-    if T < 2: return 0.0
-    return (R[:T-1, :T-1].max(0).values - R[T-1, :T-1]).mean().item()
-
-def holdout_benchmark(bm,                   # a `Benchmark`
-                      fraction:float=0.1,   # share of each training experience held out for validation
-                      seed:int=0):          # seed of the (fixed) random split, independent of the training seed
-    "A benchmark training on `1 - fraction` of each training experience and testing on the held-out `fraction`."
-    from clnb.data import Benchmark
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ValueError(f"fraction: expected a number in (0, 1), got {fraction!r}")
-    g = torch.Generator().manual_seed(seed)
-    trains, valids = [], []
-    for e in bm.train_stream:
-        ds = e.dataset; n_val = max(1, round(fraction * len(ds)))
-        if n_val >= len(ds): raise ValueError(f"fraction: leaves no training sample in experience {e.current_experience} ({len(ds)} samples)")
-        perm = torch.randperm(len(ds), generator=g)
-        valids.append(ds.subset(perm[:n_val].sort().values)); trains.append(ds.subset(perm[n_val:].sort().values))
-    cls = [e.classes_in_this_experience for e in bm.train_stream]
-    return Benchmark(trains, valids, bm.n_classes, bm.classes_order, cls, cls, name=f"{bm.name}_holdout")
-
-def run_protocol(plugins=(),                  # the plugins of the strategy (none: Naive)
-                 task_incremental:bool=False, # task labels and one head per task (else class-incremental, one head)
-                 seed:int=0,                  # training seed (`set_seed`)
-                 train_size:Optional[int]=None, test_size:Optional[int]=None, # smaller runs (see `split_fmnist`)
-                 device="cpu", epochs:int=1, lr:float=0.01,
-                 valid_fraction:float=0.0) -> dict: # > 0: train on the rest, evaluate on this held-out share of the training set
-    "Train Naive with `plugins` on Split Fashion-MNIST (natural class order); R, final accuracy, forgetting and time."
-    from clnb.datasets import split_fmnist
-    from clnb.models import MLP, MultiHeadMLP
-    from clnb.engine import set_seed
-    from clnb.template import Naive
-    from clnb.evaluation import EvaluationPlugin, accuracy_metrics
-    bm = split_fmnist(5, seed=None, return_task_id=task_incremental, train_size=train_size, test_size=test_size)
-    if valid_fraction: bm = holdout_benchmark(bm, valid_fraction)
-    set_seed(seed)
-    model = MultiHeadMLP(784, 256, hidden_layers=2) if task_incremental else MLP(784, (256, 256), 10)
-    s = Naive(model, torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), train_mb_size=128, train_epochs=epochs,
-              eval_mb_size=1024, device=device, plugins=list(plugins), evaluator=EvaluationPlugin(accuracy_metrics(experience=True)))
-    seconds = 0.0
-    for e in bm.train_stream:
-        t0 = time.perf_counter(); s.train(e); seconds += time.perf_counter() - t0
-        s.eval(bm.test_stream)
-    R = s.evaluator.accuracy_matrix()
-    return dict(R=R, accuracy=R[-1].mean().item(), forgetting=average_forgetting(R), seconds=seconds)
-
-# %% ../../nbs/12_ewc.ipynb #c512ab9d
-def _stat(rs, k):
-    v = torch.tensor([r[k] for r in rs])
-    return v.mean().item(), (v.std().item() if len(rs) > 1 else 0.)
-
-def compare_to_naive(name:str,                 # the method's name in the table
-                     make_plugins,             # a function returning a fresh list of plugins
-                     seeds=(0, 1, 2),          # training seeds
-                     task_incremental:bool=True, published:Optional[dict]=None, **kwargs) -> dict:
-    "Run Naive and the method on the same stream for each seed; print accuracy, forgetting and time (mean ± std)."
-    res = {"Naive": [run_protocol([], task_incremental, s, **kwargs) for s in seeds],
-           name: [run_protocol(make_plugins(), task_incremental, s, **kwargs) for s in seeds]}
-    kind = "task-incremental" if task_incremental else "class-incremental"
-    print(f"{kind} Split Fashion-MNIST, seeds {list(seeds)}")
-    print(f"| strategy | final average accuracy | average forgetting | train time (s) |" + (" published |" if published else ""))
-    print("|---|---|---|---|" + ("---|" if published else ""))
-    for k, rs in res.items():
-        (a, sa), (f, sf), (t, _) = _stat(rs, "accuracy"), _stat(rs, "forgetting"), _stat(rs, "seconds")
-        pub = f" {published[k]} |" if published and k in published else (" |" if published else "")
-        print(f"| {k} | {a:.4f} ± {sa:.4f} | {f:.4f} ± {sf:.4f} | {t:.1f} |" + pub)
-    return res
-
-def screen(name:str,                 # the hyperparameter's name in the table
-           make_plugins,             # value -> a fresh list of plugins
-           values,                   # the values to try
-           task_incremental:bool=True, seed:int=0,
-           valid_fraction:float=0.1, # held-out share of each training experience (never the test set)
-           **kwargs):
-    "Validation accuracy and forgetting for each value (one seed) next to Naive; returns (best value, results)."
-    res = {"Naive": run_protocol([], task_incremental, seed, valid_fraction=valid_fraction, **kwargs)}
-    for v in values:
-        try: res[v] = run_protocol(make_plugins(v), task_incremental, seed, valid_fraction=valid_fraction, **kwargs)
-        except (RuntimeError, FloatingPointError) as e: res[v] = dict(accuracy=float("nan"), forgetting=float("nan"), error=str(e).split("\n")[0][:60])
-    kind = "task-incremental" if task_incremental else "class-incremental"
-    print(f"{kind}, seed {seed}, validation = {valid_fraction:.0%} of each training experience")
-    print(f"| {name} | validation accuracy | validation forgetting |\n|---|---|---|")
-    for k, r in res.items():
-        print(f"| {k} | {r['accuracy']:.4f} | {r['forgetting']:.4f} |" + (f" diverged: {r['error']}" if "error" in r else ""))
-    ok = [v for v in values if res[v]["accuracy"] == res[v]["accuracy"]]
-    if not ok: raise RuntimeError(f"{name}: every value diverged")
-    best = max(ok, key=lambda v: (round(res[v]["accuracy"], 3), -res[v]["forgetting"]))
-    print(f"selected {name} = {best}")
-    return best, res
