@@ -12,7 +12,7 @@ import torch
 from ..data import CLDataset, Experience
 from ..checks import check_int
 from ..template import SupervisedPlugin
-from .replay import balanced_quota
+from ..memory import balanced_quota
 
 # %% ../../nbs/11_gdumb.ipynb #20cec42d
 class GDumbPlugin(SupervisedPlugin):
