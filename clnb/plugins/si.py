@@ -222,21 +222,20 @@ def before_training_iteration(self:SynapticIntelligencePlugin, strategy, **kwarg
 @patch
 @torch.no_grad()
 def after_backward(self:SynapticIntelligencePlugin, strategy, **kwargs):
-    "Save g, the gradient of the experience's loss alone: `.grad` less the penalty's share 2 c Omega (theta - anchor)."
-    c = self._cache
-    for p in c["params"]:
-        if p.grad is None: p.grad = torch.zeros_like(p)   # a parameter the minibatch did not reach (an old task's head)
-    torch._foreach_copy_(c["grad"], [p.grad for p in c["params"]])
-    if not c["penalised"]: return
-    if self.closed_form_grad: return self._add_grad()     # `.grad` holds the loss's gradient alone: add the penalty's
-    rd = torch._foreach_sub(c["params"], c["anchors"]); torch._foreach_mul_(rd, c["roots"])   # sqrt(Omega) (theta - a)
-    torch._foreach_addcmul_(c["grad"], c["roots"], rd, value=-2 * self.coefficient())
+    "Give every SI parameter a gradient (zeros where the minibatch did not reach it: an old task's head)."
+    for p in self._cache["params"]:
+        if p.grad is None: p.grad = torch.zeros_like(p)
+    if self.closed_form_grad and self._cache["penalised"]: self._add_grad()   # "Making it fast", below
 
 @patch
 @torch.no_grad()
 def after_training_iteration(self:SynapticIntelligencePlugin, strategy, **kwargs):
-    "Accumulate omega += -grad * (weights after the step - weights before it) (`post_update`)."
+    "omega += -g (weights after the step - weights before it), g = `.grad` less the penalty's 2 c Omega (old - anchor)."
     c = self._cache
+    torch._foreach_copy_(c["grad"], [p.grad for p in c["params"]])   # the gradient the step used
+    if c["penalised"]:   # take the penalty's share out: g is the gradient of the experience's loss (Zenke et al.)
+        rd = torch._foreach_sub(c["old"], c["anchors"]); torch._foreach_mul_(rd, c["roots"])
+        torch._foreach_addcmul_(c["grad"], c["roots"], rd, value=-2 * self.coefficient())
     step = torch._foreach_sub(c["params"], c["old"])
     torch._foreach_addcmul_(c["trajectory"], c["grad"], step, value=-1.0)
 
@@ -281,6 +280,5 @@ def _add_value(self:SynapticIntelligencePlugin, strategy):
 def _add_grad(self:SynapticIntelligencePlugin):
     "`closed_form_grad`: add the penalty's gradient 2 c Omega (theta - anchor) = 2 c sqrt(Omega) * rd to `.grad`."
     c = self._cache
-    if c["rd"] is None: return
     torch._foreach_addcmul_([p.grad for p in c["params"]], c["roots"], c["rd"], value=2 * self.coefficient())
     c["rd"] = None
