@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DERBufferUpdate', 'DER']
 
-# %% ../../nbs/20_der.ipynb #34b4edeb
+# %% ../../nbs/20_der.ipynb #66a73e28
 import math
 from typing import Optional
 import torch
@@ -17,7 +17,7 @@ from ..template import SupervisedTemplate, SupervisedPlugin, _is_multitask
 from ..evaluation import default_evaluator
 from ..plugins.replay import Buffer
 
-# %% ../../nbs/20_der.ipynb #1eda647b
+# %% ../../nbs/20_der.ipynb #7e1df512
 class DERBufferUpdate(SupervisedPlugin):
     "DER's buffer updates at plugin callbacks: store each trained minibatch; refresh future logits after an experience."
     stateful, supports_distributed = False, False   # its state is the strategy's (the buffer)
@@ -80,7 +80,7 @@ class DER(SupervisedTemplate):
         self.replay_logits = b["logits"][idx[:self.n_draw]]
         self.mbatch = [torch.cat([x, b["x"][idx]]), torch.cat([y, b["y"][idx]]), torch.cat([t, b["t"][idx]])]
 
-# %% ../../nbs/20_der.ipynb #5ed59916
+# %% ../../nbs/20_der.ipynb #fcd2800a
 @patch
 def criterion(self:DER):
     "CE on the current data + alpha * MSE to the stored logits (+ beta * CE on buffer labels for DER++)."
@@ -114,7 +114,7 @@ def _check_width(self:DER, out):
         raise ValueError(f"DER: the model's output width changed from {self.buffer.fields['logits'].shape[1]} to "
                          f"{out.shape[1]}; DER needs an output layer of fixed width (e.g. MLP(..., n_classes))")
 
-# %% ../../nbs/20_der.ipynb #a93e55f5
+# %% ../../nbs/20_der.ipynb #7271a297
 @patch
 @torch.no_grad()
 def store_minibatch(self:DER):
