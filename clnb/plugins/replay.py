@@ -290,7 +290,8 @@ class ReplayPlugin(SupervisedPlugin):
             raise TypeError(f"adapted_dataset: ReplayPlugin expects a CLDataset, got {type(data).__name__}")
         memory = GroupedMemory(list(self.ext_mem.values()), device=strategy.device)
         k = self.batch_size_mem or strategy.train_mb_size
-        strategy.dataloader = ReplayLoader(data, memory, strategy.train_mb_size, k, shuffle=shuffle, device=strategy.device)
+        strategy.dataloader = ReplayLoader(data, memory, strategy.train_mb_size, k, shuffle=shuffle,
+                                           device=strategy.device)
 
     def after_training_exp(self, strategy, **kwargs):
         "Update the memory with the experience just trained on."
