@@ -86,7 +86,7 @@ def test_expert_gate_bad_input():
     gate = ExpertGate(MLP(4, 3, 2))
     with pytest.raises(ValueError, match="rel_samples: expected a positive int"):
         ExpertGateStrategy(gate, sgd(gate), rel_samples=0)
-    with pytest.raises(ValueError, match="lwf_alpha: expected a number >= 0"):
+    with pytest.raises(ValueError, match="lwf_alpha: expected a finite number >= 0"):
         ExpertGateStrategy(gate, sgd(gate), lwf_alpha=-1)
     with pytest.raises(ValueError, match="classes: class 5 is outside the expert template's 2 outputs"):
         gate.add_expert(0, [4, 5])
