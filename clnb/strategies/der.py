@@ -15,7 +15,7 @@ from ..data import patch
 from ..checks import check_int
 from ..template import SupervisedTemplate, SupervisedPlugin, _is_multitask
 from ..evaluation import default_evaluator
-from ..plugins.replay import Buffer
+from ..memory import Buffer
 
 # %% ../../nbs/20_der.ipynb #7e1df512
 class DERBufferUpdate(SupervisedPlugin):
