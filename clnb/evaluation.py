@@ -5,19 +5,20 @@
 # %% auto #0
 __all__ = ['LEVELS', 'LEVEL_CALLBACKS', 'ExperienceForgetting', 'StreamForgetting', 'ExperienceBWT', 'StreamBWT',
            'ExperienceForwardTransfer', 'StreamForwardTransfer', 'MetricValue', 'phase_and_stream', 'metric_name',
-           'parse_metric_name', 'current_row', 'TaskMeter', 'level_name', 'StreamTable', 'top1_correct', 'PluginMetric',
-           'LevelMetric', 'Accuracy', 'Loss', 'accuracy_metrics', 'loss_metrics', 'TrainedExperienceAccuracy',
-           'MetricDict', 'EvaluationPlugin', 'average_accuracy', 'forgetting', 'bwt', 'forward_transfer',
-           'MatrixMetric', 'Forgetting', 'BWT', 'ForwardTransfer', 'forgetting_metrics', 'bwt_metrics',
-           'forward_transfer_metrics', 'ConfusionMatrix', 'confusion_matrix_metrics', 'rss_mb', 'WindowMetric',
-           'ElapsedTime', 'MaxRAM', 'timing_metrics', 'ram_usage_metrics', 'default_evaluator']
+           'stream_acc_key', 'parse_metric_name', 'current_row', 'TaskMeter', 'level_name', 'StreamTable',
+           'top1_correct', 'PluginMetric', 'LevelMetric', 'Accuracy', 'Loss', 'accuracy_metrics', 'loss_metrics',
+           'TrainedExperienceAccuracy', 'MetricDict', 'EvaluationPlugin', 'average_accuracy', 'forgetting', 'bwt',
+           'forward_transfer', 'MatrixMetric', 'Forgetting', 'BWT', 'ForwardTransfer', 'forgetting_metrics',
+           'bwt_metrics', 'forward_transfer_metrics', 'ConfusionMatrix', 'confusion_matrix_metrics', 'rss_mb',
+           'WindowMetric', 'ElapsedTime', 'MaxRAM', 'timing_metrics', 'ram_usage_metrics', 'default_evaluator']
 
 # %% ../nbs/05_evaluation.ipynb #ac2a0403
 import html, math, os, sys, time
 from typing import Dict, List, Optional, Sequence, Union
 import torch
 from torch import Tensor
-from .template import SupervisedPlugin, CALLBACKS
+from .template import SupervisedPlugin, CALLBACKS, Evaluators, overrides
+from .loggers import InteractiveLogger, show_progress
 
 # %% ../nbs/05_evaluation.ipynb #02f2d822
 class MetricValue:
@@ -26,6 +27,8 @@ class MetricValue:
         self.origin, self.name, self.value, self.x_plot, self.train_exp = origin, name, value, x_plot, train_exp
         self.row = train_exp - 1 if row is None else row
     def __repr__(self): return f"MetricValue({self.name}={self.value!r} @ {self.x_plot})"
+    @property
+    def parts(self) -> dict: "The parts of `name` (see `parse_metric_name`)."; return parse_metric_name(self.name)
 
 def phase_and_stream(strategy):
     "The phase name and stream name of the strategy's current experience."
@@ -38,6 +41,10 @@ def metric_name(base:str, strategy, task:Optional[int], exp:Optional[int]=None) 
     phase, stream = phase_and_stream(strategy)
     name = f"{base}/{phase}/{stream}" + ("" if task is None else f"/Task{task:03d}")
     return name if exp is None else f"{name}/Exp{exp:03d}"
+
+def stream_acc_key(stream:str="test", task:Optional[int]=0, phase:str="eval", base:str="Top1_Acc_Stream") -> str:
+    "The key of a stream metric without a strategy at hand, e.g. `stream_acc_key()` is the test stream's accuracy."
+    return f"{base}/{phase}_phase/{stream}_stream" + ("" if task is None else f"/Task{task:03d}")
 
 def parse_metric_name(name:str) -> dict:
     "The parts of a metric key: metric, phase, stream, task and exp (None where absent)."
@@ -131,12 +138,12 @@ def _n_tasks(strategy):
     ts = (ds.task_set if hasattr(ds, "task_set") else []) + (e.task_labels if e is not None else [])
     return max(ts) + 1 if ts else 1
 
-_CORRECT = [None, None]
 def top1_correct(strategy) -> Tensor:
-    "Boolean tensor: top-1 prediction equals `mb_y` (computed once per minibatch, shared by the metrics)."
+    "Boolean tensor: top-1 prediction equals `mb_y`, computed once per minibatch and kept on the output tensor itself."
     out = strategy.mb_output
-    if _CORRECT[0] is not out: _CORRECT[0], _CORRECT[1] = out, out.argmax(-1) == strategy.mb_y
-    return _CORRECT[1]
+    c = getattr(out, "_clnb_top1", None)   # lives and dies with this minibatch's output: no cache outlives it
+    if c is None: c = out._clnb_top1 = out.argmax(-1) == strategy.mb_y
+    return c
 
 class PluginMetric(SupervisedPlugin):
     "Base of metrics: a plugin whose callbacks may return a list of `MetricValue`s."
@@ -235,7 +242,6 @@ def _flatten(ms):
         else: out.append(m)
     return out
 
-def _is_noop(f): return getattr(f, "_noop", False) or getattr(getattr(f, "__func__", None), "_noop", False)
 
 class MetricDict(dict):
     "A dict of {metric name: value} that renders as a table in a notebook."
@@ -275,9 +281,8 @@ class EvaluationPlugin(SupervisedPlugin):
         "Bind, on the instance, the callbacks that some metric or logger overrides."
         self._dispatch = {}
         for cb in CALLBACKS:
-            ms = [getattr(m, cb) for m in self.metrics if getattr(type(m), cb, None) is not getattr(SupervisedPlugin, cb)
-                  and cb in getattr(m, "callbacks", (cb,))]
-            ls = [getattr(l, cb) for l in self.loggers if callable(getattr(l, cb, None)) and not _is_noop(getattr(l, cb))]
+            ms = [getattr(m, cb) for m in self.metrics if overrides(m, cb) and cb in getattr(m, "callbacks", (cb,))]
+            ls = [getattr(l, cb) for l in self.loggers if overrides(l, cb)]
             self._dispatch[cb] = (ms, ls)
             if ms or ls or cb in ("before_training_exp", "after_training_exp"): setattr(self, cb, self._make(cb))
     def __getstate__(self):   # pickle and deepcopy: drop the bound callbacks, rebuilt by __setstate__
@@ -432,6 +437,20 @@ class MatrixMetric(PluginMetric):
     def term(self, rows:dict, k:int, j:int, acc:float) -> Optional[float]:
         "The quantity for experience `j` at row `k` with current accuracy `acc`, given `rows` {row: {exp: acc}}; None if undefined."
         raise NotImplementedError
+    @staticmethod
+    def matrix(rows:dict, k:int, j:int, acc:float) -> Tensor:
+        "The accuracy matrix R of rows `0..k` from `rows` {row: {exp: acc}}, with the current accuracy `acc` at R[k, j]."
+        n = max([j] + [e for r in rows.values() for e in r]) + 1
+        R = torch.full((k + 1, n), float("nan"), dtype=torch.float64)
+        for i, r in rows.items():
+            if 0 <= i <= k:
+                for e, a in r.items(): R[i, e] = a
+        R[k, j] = acc
+        return R
+    @staticmethod
+    def pick(v:Tensor, j:int) -> Optional[float]:
+        "The term of experience `j` in `v` (from a per-experience function), or None where undefined."
+        return float(v[j]) if j < len(v) and not math.isnan(v[j]) else None
     def before_eval_exp(self, strategy, **kw): self._correct, self._count = None, 0
     def after_eval_iteration(self, strategy, **kw):
         c = top1_correct(strategy).sum()
@@ -457,14 +476,13 @@ class Forgetting(MatrixMetric):
     "Chaudhry et al.'s forgetting: best earlier accuracy on an experience minus the current one."
     base = "Forgetting"
     def term(self, rows, k, j, acc):
-        past = [rows[l][j] for l in rows if 0 <= l < k and j in rows[l]]
-        return max(past) - acc if j < k and past else None
+        return self.pick(forgetting(self.matrix(rows, k, j, acc), k, per_experience=True), j) if k > 0 else None
 
 class BWT(MatrixMetric):
     "Lopez-Paz & Ranzato's backward transfer: current accuracy on an experience minus the accuracy right after learning it."
     base = "BWT"
     def term(self, rows, k, j, acc):
-        return acc - rows[j][j] if j < k and j in rows.get(j, {}) else None
+        return self.pick(bwt(self.matrix(rows, k, j, acc), k, per_experience=True), j) if k > 0 else None
 
 class ForwardTransfer(MatrixMetric):
     "Lopez-Paz & Ranzato's forward transfer: accuracy on an experience before training it minus at initialisation."
@@ -641,7 +659,8 @@ def ram_usage_metrics(*, every:float=1.0, minibatch=False, epoch=False, epoch_ru
 # %% ../nbs/05_evaluation.ipynb #04b72276
 def default_evaluator(progress:Optional[bool]=None) -> EvaluationPlugin:
     "Accuracy and loss at epoch, experience and stream level; progress bars where they can be seen (`progress=None`)."
-    from clnb.loggers import InteractiveLogger, show_progress
     loggers = [InteractiveLogger(print_metrics=False)] if (show_progress() if progress is None else progress) else []
     return EvaluationPlugin(accuracy_metrics(epoch=True, experience=True, stream=True),
                             loss_metrics(epoch=True, experience=True, stream=True), loggers=loggers)
+
+Evaluators.register(default=default_evaluator, empty=EvaluationPlugin)   # what the template makes (it never imports us)

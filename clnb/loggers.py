@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Optional
 import torch
 from torch import Tensor
-from .template import CALLBACKS
-from .evaluation import parse_metric_name
+from .template import CALLBACKS, noop_callback
 
 # %% ../nbs/06_loggers.ipynb #c96fbc58
+@noop_callback
 def _noop(self, strategy, metric_values, **kwargs): "Called by the EvaluationPlugin; does nothing unless overridden."
-_noop._noop = True
 
 class BaseLogger:
     "Base of loggers: `log_metrics` receives the published values; callbacks `(strategy, metric_values)` to override."
@@ -162,7 +161,7 @@ class CSVLogger(BaseLogger):
                 if v.numel() != 1: continue
                 v = v.item()
             if isinstance(v, bool) or not isinstance(v, (int, float)): continue
-            p = parse_metric_name(mv.name)
+            p = mv.parts   # metric, phase, stream, task, exp (see `parse_metric_name` in 05_evaluation)
             w = self._train if p["phase"] == "train" else self._eval
             w.writerow([p["metric"], p["stream"] or "", "" if p["task"] is None else p["task"], "" if p["exp"] is None else p["exp"],
                         mv.row, mv.x_plot, repr(float(v))])
