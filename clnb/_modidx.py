@@ -1223,4 +1223,5 @@ d = { 'settings': { 'branch': 'main',
                           'clnb.viz._scalars': ('viz.html#_scalars', 'clnb/viz.py'),
                           'clnb.viz.plot_accuracy_matrix': ('viz.html#plot_accuracy_matrix', 'clnb/viz.py'),
                           'clnb.viz.plot_metric': ('viz.html#plot_metric', 'clnb/viz.py'),
+                          'clnb.viz.plot_run': ('viz.html#plot_run', 'clnb/viz.py'),
                           'clnb.viz.plot_stream_accuracy': ('viz.html#plot_stream_accuracy', 'clnb/viz.py')}}}

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_choice', 'check_type']
 
-# %% ../nbs/09_checks.ipynb #980011ef
+# %% ../nbs/09_checks.ipynb #b2627903
 import math
 from typing import Optional, Sequence
 
-# %% ../nbs/09_checks.ipynb #11ce5404
+# %% ../nbs/09_checks.ipynb #8171961b
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
 
 def check_int(v,                         # the value to check
@@ -26,7 +26,7 @@ def check_int(v,                         # the value to check
         raise ValueError(f"{name}: expected {kind}{' or None' if allow_none else ''}{hint}, got {v!r}")
     return v
 
-# %% ../nbs/09_checks.ipynb #36b636a6
+# %% ../nbs/09_checks.ipynb #fa090521
 def check_number(v,                       # the value to check
                  name:str,                # the argument's name, for the message
                  low:Optional[float]=None,  # smallest value allowed (None: no bound)
@@ -52,7 +52,7 @@ def _range(low, high, low_open) -> str:
     if low is None: return f" <= {high}"
     return f" in {'(' if low_open else '['}{low}, {high}]"
 
-# %% ../nbs/09_checks.ipynb #b9b531c5
+# %% ../nbs/09_checks.ipynb #f736324d
 def check_choice(v, name:str, choices:Sequence):
     "`v` if it is one of `choices`, else a ValueError naming `name` and listing them."
     if v not in choices:

@@ -94,7 +94,7 @@ def make_loader(dataset, batch_size:int, shuffle:bool=False, drop_last:bool=Fals
         return TensorLoader(dataset, batch_size, shuffle, drop_last, device, generator)
     return DeviceDataLoader(dataset, batch_size, shuffle, drop_last, device, num_workers, **kwargs)
 
-# %% ../nbs/03_engine.ipynb #03bacd5f
+# %% ../nbs/03_engine.ipynb #478ecaca
 def model_signature(model:torch.nn.Module) -> tuple:
     "Identity of `model` and of its parameters (changes when a module or parameter is replaced or added)."
     return (id(model), tuple(id(p) for m in model.modules() for p in m._parameters.values() if p is not None))
@@ -120,7 +120,7 @@ def to_device(model:torch.nn.Module, device:torch.device, train:bool=False) -> t
     return model
 
 
-# %% ../nbs/03_engine.ipynb #6fb2512b
+# %% ../nbs/03_engine.ipynb #7ed5b02f
 class LoopCache:
     "What a training loop remembers between calls to skip repeated work: never state to save, safe to `reset`."
     def __init__(self): self.reset()

@@ -51,7 +51,7 @@ def _noop(self, strategy, **kwargs): "Called by the strategy; does nothing unles
 for _name in CALLBACKS: setattr(SupervisedPlugin, _name, _noop)
 StrategyPlugin = SupervisedPlugin  # the older name
 
-# %% ../nbs/04_template.ipynb #4534a4b7
+# %% ../nbs/04_template.ipynb #c884c58f
 class Clock(SupervisedPlugin):
     "Counters of training iterations, epochs and experiences, and of evaluation iterations."
     def __init__(self):
@@ -74,7 +74,7 @@ class Clock(SupervisedPlugin):
     def load_state_dict(self, d): vars(self).update(d)
     def __repr__(self): return "Clock(" + ", ".join(f"{k}={v}" for k, v in vars(self).items()) + ")"
 
-# %% ../nbs/04_template.ipynb #05a30f20
+# %% ../nbs/04_template.ipynb #33555843
 def _plugin_error(e:Exception, plugin, callback:str) -> Exception:
     "`e` re-raised with the plugin's class name and the callback in its message."
     if getattr(e, "_clnb_named", False): return e
@@ -147,7 +147,7 @@ def _has_dynamic(model):
     from clnb.models import DynamicModule
     return any(isinstance(m, DynamicModule) for m in model.modules())
 
-# %% ../nbs/04_template.ipynb #0e406061
+# %% ../nbs/04_template.ipynb #e607aebb
 class SupervisedTemplate:
     "Supervised continual training: the train/eval loops, the callbacks, and the state plugins read."
     supports_distributed = True   # only the weights change; each subclass declares its own (31_distributed)
@@ -219,7 +219,7 @@ class SupervisedTemplate:
     def is_eval(self): "True while evaluating."; return not self.is_training
     def stop_training(self): "Stop training at the next iteration."; self._stop_training = True
 
-# %% ../nbs/04_template.ipynb #05c4509c
+# %% ../nbs/04_template.ipynb #f80b09d5
 @patch
 def _build_callbacks(self:SupervisedTemplate):
     "For each callback, the bound methods of the plugins that override it, in plugin order."
@@ -240,7 +240,7 @@ def _make_cb(name):
     return cb
 for _name in CALLBACKS: setattr(SupervisedTemplate, f"_{_name}", _make_cb(_name))
 
-# %% ../nbs/04_template.ipynb #16780f0a
+# %% ../nbs/04_template.ipynb #50f078ae
 @patch
 def _as_experiences(self:SupervisedTemplate, experiences, name:str):
     "A list of experiences from one `Experience`, a `Stream` or a sequence of them."
@@ -587,7 +587,7 @@ SupervisedTemplate.weight_check_every = property(lambda self: self._weight_check
     lambda self, v: setattr(self, "_weight_check_every", _check_int(v, "weight_check_every")),
     doc="Check the weights at the end of each epoch that passes a multiple of this many training iterations (100).")
 
-# %% ../nbs/04_template.ipynb #93d6d7ef
+# %% ../nbs/04_template.ipynb #122452a5
 def _finite(v) -> bool:
     "True when the loss `v` (tensor or number) holds no NaN or inf; a scalar is read with one `.item()` (0.7 us on the CPU)."
     if not isinstance(v, Tensor): return math.isfinite(v)
@@ -658,7 +658,7 @@ def _deferred_loss_check(self:SupervisedTemplate, loss, every:int) -> bool:
                                 f"nan_check_every={every}; set strategy.nan_check_every = 1 to stop at once and name "
                                 "the cause)")
 
-# %% ../nbs/04_template.ipynb #c763aecb
+# %% ../nbs/04_template.ipynb #6ec191e9
 @patch
 @torch.no_grad()
 def _nonfinite_weights(self:SupervisedTemplate):
@@ -686,7 +686,7 @@ def _diagnose_loss(self:SupervisedTemplate) -> str:
         loss = self.loss
     return "a term added before the criterion (in before_forward, after_forward or the strategy's own loss) is non-finite" + hint
 
-# %% ../nbs/04_template.ipynb #85dfab6a
+# %% ../nbs/04_template.ipynb #e3461d65
 @patch
 def _check_epoch(self:SupervisedTemplate, skipped:int, it0:int):
     "After an epoch begun at iteration `it0`: refuse it if it skipped all minibatches; check the weights now and then."
@@ -741,7 +741,7 @@ def _eval_nonfinite_error(self:SupervisedTemplate) -> NonFiniteLossError:
                                  f"{why}; an accuracy computed on them would mean nothing (set "
                                  "strategy.nan_policy = 'off' to evaluate anyway)")
 
-# %% ../nbs/04_template.ipynb #cd5ccb67
+# %% ../nbs/04_template.ipynb #5be61fa7
 class Naive(SupervisedTemplate):
     "Fine-tuning: train on each experience in turn with no protection against forgetting (the lower bound)."
     supports_distributed = True   # the template's loop as is
