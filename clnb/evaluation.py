@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['LEVELS', 'LEVEL_CALLBACKS', 'ExperienceForgetting', 'StreamForgetting', 'ExperienceBWT', 'StreamBWT',
-           'ExperienceForwardTransfer', 'StreamForwardTransfer', 'MetricValue', 'phase_and_stream', 'metric_name',
-           'stream_acc_key', 'parse_metric_name', 'current_row', 'TaskMeter', 'level_name', 'StreamTable',
-           'top1_correct', 'PluginMetric', 'LevelMetric', 'Accuracy', 'Loss', 'accuracy_metrics', 'loss_metrics',
-           'TrainedExperienceAccuracy', 'MetricDict', 'EvaluationPlugin', 'average_accuracy', 'forgetting', 'bwt',
-           'forward_transfer', 'MatrixMetric', 'Forgetting', 'BWT', 'ForwardTransfer', 'forgetting_metrics',
-           'bwt_metrics', 'forward_transfer_metrics', 'ConfusionMatrix', 'confusion_matrix_metrics', 'rss_mb',
-           'WindowMetric', 'ElapsedTime', 'MaxRAM', 'timing_metrics', 'ram_usage_metrics', 'default_evaluator']
+           'ExperienceForwardTransfer', 'StreamForwardTransfer', 'MetricValue', 'phase_and_stream', 'metric_key',
+           'stream_acc_key', 'metric_name', 'parse_metric_name', 'current_row', 'TaskMeter', 'level_name',
+           'StreamTable', 'top1_correct', 'PluginMetric', 'LevelMetric', 'Accuracy', 'Loss', 'accuracy_metrics',
+           'loss_metrics', 'TrainedExperienceAccuracy', 'MetricDict', 'EvaluationPlugin', 'average_accuracy',
+           'forgetting', 'bwt', 'forward_transfer', 'MatrixMetric', 'Forgetting', 'BWT', 'ForwardTransfer',
+           'forgetting_metrics', 'bwt_metrics', 'forward_transfer_metrics', 'ConfusionMatrix',
+           'confusion_matrix_metrics', 'rss_mb', 'WindowMetric', 'ElapsedTime', 'MaxRAM', 'timing_metrics',
+           'ram_usage_metrics', 'default_evaluator']
 
 # %% ../nbs/05_evaluation.ipynb #ac2a0403
 import html, math, os, sys, time
@@ -36,15 +37,19 @@ def phase_and_stream(strategy):
     stream = getattr(strategy.experience.origin_stream, "name", "unknown") if strategy.experience is not None else "unknown"
     return phase, f"{stream}_stream"
 
-def metric_name(base:str, strategy, task:Optional[int], exp:Optional[int]=None) -> str:
+def metric_key(base:str, stream:str="test", task:Optional[int]=0, exp:Optional[int]=None, phase:str="eval") -> str:
     "The full metric key, e.g. `Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001` (no task part when `task` is None)."
-    phase, stream = phase_and_stream(strategy)
-    name = f"{base}/{phase}/{stream}" + ("" if task is None else f"/Task{task:03d}")
+    name = f"{base}/{phase}_phase/{stream}_stream" + ("" if task is None else f"/Task{task:03d}")
     return name if exp is None else f"{name}/Exp{exp:03d}"
 
-def stream_acc_key(stream:str="test", task:Optional[int]=0, phase:str="eval", base:str="Top1_Acc_Stream") -> str:
-    "The key of a stream metric without a strategy at hand, e.g. `stream_acc_key()` is the test stream's accuracy."
-    return f"{base}/{phase}_phase/{stream}_stream" + ("" if task is None else f"/Task{task:03d}")
+def stream_acc_key(stream:str="test", task:Optional[int]=0, phase:str="eval") -> str:
+    "The key of the stream accuracy: `stream_acc_key()` is `Top1_Acc_Stream/eval_phase/test_stream/Task000`."
+    return metric_key("Top1_Acc_Stream", stream, task, phase=phase)
+
+def metric_name(base:str, strategy, task:Optional[int], exp:Optional[int]=None) -> str:
+    "The key of metric `base` for the strategy's current phase and stream (see `metric_key`)."
+    phase, stream = phase_and_stream(strategy)
+    return metric_key(base, stream[:-len("_stream")], task, exp, phase[:-len("_phase")])
 
 def parse_metric_name(name:str) -> dict:
     "The parts of a metric key: metric, phase, stream, task and exp (None where absent)."

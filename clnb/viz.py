@@ -10,7 +10,7 @@ import fnmatch, io, math, sys, time
 from typing import Optional
 import torch
 from torch import Tensor
-from .evaluation import EvaluationPlugin, average_accuracy, forgetting, _as_matrix, stream_acc_key
+from .evaluation import EvaluationPlugin, average_accuracy, forgetting, _as_matrix, stream_acc_key, metric_key
 from .loggers import BaseLogger, in_notebook
 
 # %% ../nbs/07_viz.ipynb #7a955a48
@@ -79,7 +79,7 @@ def plot_stream_accuracy(source, stream:str="test", ax=None):
     "Accuracy on each experience of `stream` (and on the whole stream, dashed) at every evaluation, over training."
     import matplotlib.pyplot as plt
     allm = _all_metrics(source)   # a strategy, an EvaluationPlugin or a dict from get_all_metrics()
-    exp_keys = sorted(k for k in allm if k.startswith(stream_acc_key(stream, None, base="Top1_Acc_Exp") + "/"))
+    exp_keys = sorted(k for k in allm if k.startswith(metric_key("Top1_Acc_Exp", stream, None) + "/"))
     if not exp_keys: raise ValueError(f"source: no Top1_Acc_Exp values for the {stream} stream; use "
                                       "accuracy_metrics(experience=True) and eval it during training")
     if ax is None: _, ax = plt.subplots(figsize=(6.5, 3.5))
