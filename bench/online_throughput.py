@@ -38,7 +38,7 @@ def plain(exps, device):
 class UncachedNaive(Naive):
     "Naive with the per-call caches of the template dropped before every `train` (the template before they existed)."
     def train(self, experiences, eval_streams=None, **kwargs):
-        self._facts = self._cbs_for = self._opt_key = None
+        self._cache.reset()
         self.model.train(); self.model.to(self.device)
         return super().train(experiences, eval_streams, **kwargs)
 

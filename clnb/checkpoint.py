@@ -29,8 +29,8 @@ CHECKPOINT_HEADER = "clnb_checkpoint.json"   # name of the JSON header inside th
 TEMPLATE_NOT_STATE = frozenset({"model", "optimizer", "_criterion", "train_mb_size", "train_epochs", "eval_mb_size",
     "eval_every", "peval_mode", "device", "evaluator", "clock", "plugins", "experience", "adapted_dataset",
     "dataloader", "mbatch", "mb_output", "current_eval_stream", "loss", "retain_graph", "is_training",
-    "_stop_training", "_eval_streams", "_known_params", "_cbs", "_nan_policy", "_nan_check_every", "_nan_state",
-    "_facts", "_cbs_for", "_opt_key"})  # the last three: per-experience caches of the template (online streams)
+    "_stop_training", "_eval_streams", "_known_params", "_cbs", "_nan_policy", "_nan_check_every",
+    "_cache"})  # the template's caches between calls (clnb.engine.LoopCache)
 
 @functools.lru_cache(None)
 def _template_attrs() -> frozenset:

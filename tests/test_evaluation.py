@@ -6,7 +6,7 @@ from clnb.protocol import toy_benchmark
 from clnb.template import Naive
 from clnb.evaluation import (EvaluationPlugin, default_evaluator, accuracy_metrics, loss_metrics, forgetting_metrics, bwt_metrics,
                              forward_transfer_metrics, confusion_matrix_metrics, timing_metrics, ram_usage_metrics,
-                             average_accuracy, forgetting, bwt, forward_transfer)
+                             average_accuracy, forgetting, bwt, forward_transfer, metric_key, stream_acc_key)
 from clnb.loggers import CSVLogger, TextLogger, InteractiveLogger, show_progress
 
 def bench(n_exp=3, task_labels=False, n=60, d=6):
@@ -34,16 +34,16 @@ def test_stream_metrics_equal_functions_of_the_matrix():
     bm = bench(); ev = EvaluationPlugin(*all_metrics()); run(ev, bm)
     R, b, last = ev.accuracy_matrix(), ev.initial_accuracy(), ev.get_last_metrics()
     assert R.shape == (3, 3) and not R.isnan().any() and b.shape == (3,)
-    K = "/eval_phase/test_stream"
-    assert last[f"StreamForgetting{K}"] == pytest.approx(forgetting(R))
-    assert last[f"StreamBWT{K}"] == pytest.approx(bwt(R))
-    assert last[f"StreamForwardTransfer{K}"] == pytest.approx(forward_transfer(R, b))
+    K = lambda base, exp=None: metric_key(base, task=None if exp is None else 0, exp=exp)
+    assert last[K("StreamForgetting")] == pytest.approx(forgetting(R))
+    assert last[K("StreamBWT")] == pytest.approx(bwt(R))
+    assert last[K("StreamForwardTransfer")] == pytest.approx(forward_transfer(R, b))
     for j in range(2):
-        assert last[f"ExperienceForgetting{K}/Task000/Exp{j:03d}"] == pytest.approx(forgetting(R, per_experience=True)[j].item())
-        assert last[f"ExperienceBWT{K}/Task000/Exp{j:03d}"] == pytest.approx(bwt(R, per_experience=True)[j].item())
+        assert last[K("ExperienceForgetting", j)] == pytest.approx(forgetting(R, per_experience=True)[j].item())
+        assert last[K("ExperienceBWT", j)] == pytest.approx(bwt(R, per_experience=True)[j].item())
     # stream accuracy of equal-size experiences is the mean of the last row
-    assert last[f"Top1_Acc_Stream{K}/Task000"] == pytest.approx(average_accuracy(R, seen_only=False))
-    cm = last[f"ConfusionMatrix_Exp{K}/Task000/Exp002"]
+    assert last[stream_acc_key()] == pytest.approx(average_accuracy(R, seen_only=False))
+    cm = last[K("ConfusionMatrix_Exp", 2)]
     assert cm.sum() == 20 and cm.trace() / 20 == pytest.approx(R[2, 2].item())
 
 def test_every_value_independent_of_how_eval_is_called():
@@ -60,18 +60,18 @@ def test_every_value_independent_of_how_eval_is_called():
 def test_running_and_minibatch_accuracy_agree_with_epoch():
     bm = bench(); ev = EvaluationPlugin(*all_metrics()); run(ev, bm)
     allm = ev.get_all_metrics()
-    T = "/train_phase/train_stream/Task000"
-    run_x, run_v = allm[f"Top1_RunningAcc_Epoch{T}"]; ep_x, ep_v = allm[f"Top1_Acc_Epoch{T}"]
+    T = lambda base: metric_key(base, "train", phase="train")
+    run_x, run_v = allm[T("Top1_RunningAcc_Epoch")]; ep_x, ep_v = allm[T("Top1_Acc_Epoch")]
     # a value emitted after an iteration carries the count of iterations before it; the epoch's, the count after it
     for x, v in zip(ep_x, ep_v): assert run_v[run_x.index(x - 1)] == pytest.approx(v)
-    mb = allm[f"Top1_Acc_MB{T}"][1]                                                # 4 equal minibatches per epoch
+    mb = allm[T("Top1_Acc_MB")][1]                                                # 4 equal minibatches per epoch
     for i, v in enumerate(ep_v): assert sum(mb[4 * i: 4 * i + 4]) / 4 == pytest.approx(v)
 
 def test_task_incremental_keys_and_per_task_matrix():
     bm = bench(task_labels=True); ev = EvaluationPlugin(*all_metrics()); run(ev, bm)
     last = ev.get_last_metrics()
-    assert "ExperienceForgetting/eval_phase/test_stream/Task001/Exp001" in last
-    assert "Top1_Acc_Stream/eval_phase/test_stream/Task002" in last
+    assert metric_key("ExperienceForgetting", task=1, exp=1) in last
+    assert stream_acc_key(task=2) in last
     R, R1 = ev.accuracy_matrix(), ev.accuracy_matrix(task=1)
     assert R1.shape == (3, 2) and R1[:, 1].tolist() == R[:, 1].tolist() and R1[:, 0].isnan().all()
 
@@ -81,7 +81,7 @@ def test_periodic_eval_keeps_rows_and_forgetting_consistent():
     for e in bm.train_stream: s.train(e, eval_streams=[bm.test_stream])
     R = ev.accuracy_matrix()
     assert R.shape == (3, 3)
-    assert ev.get_last_metrics()["StreamForgetting/eval_phase/test_stream"] == pytest.approx(forgetting(R))
+    assert ev.get_last_metrics()[metric_key("StreamForgetting", task=None)] == pytest.approx(forgetting(R))
     with torch.no_grad():
         acc = [(s.model(e.dataset.x).argmax(1) == e.dataset.y).float().mean().item() for e in bm.test_stream]
     assert R[2].tolist() == pytest.approx(acc)
@@ -115,3 +115,57 @@ def test_plots_from_a_run():
     assert len(plot_metric(s, "Loss_Epoch/*").lines) == 1
     assert dash._repr_png_().startswith(b"\x89PNG") and dash._progress.value == 4
     import matplotlib.pyplot as plt; plt.close("all")
+
+def test_forgetting_and_bwt_metrics_use_the_matrix_functions(monkeypatch):
+    "Forgetting.term and BWT.term compute nothing themselves: they read `forgetting`/`bwt` on the matrix."
+    import clnb.evaluation as E
+    calls = []
+    def spy(f): return lambda *a, **k: calls.append(f.__name__) or f(*a, **k)
+    monkeypatch.setattr(E, "forgetting", spy(E.forgetting)); monkeypatch.setattr(E, "bwt", spy(E.bwt))
+    bm = bench(); ev = EvaluationPlugin(accuracy_metrics(experience=True), forgetting_metrics(experience=True, stream=True),
+                                        bwt_metrics(stream=True))
+    run(ev, bm)
+    assert {"forgetting", "bwt"} <= set(calls)
+    R, last = ev.accuracy_matrix(), ev.get_last_metrics()
+    assert last[metric_key("StreamForgetting", task=None)] == pytest.approx(forgetting(R))
+    assert last[metric_key("StreamBWT", task=None)] == pytest.approx(bwt(R))
+
+def test_no_module_level_correct_cache():
+    "The top-1 test of a minibatch is computed once and kept on that minibatch's output, not in a module global."
+    import clnb.evaluation as E
+    assert not hasattr(E, "_CORRECT")
+    class S: pass
+    s = S(); s.mb_output = torch.tensor([[0., 1.], [1., 0.]]); s.mb_y = torch.tensor([1, 1])
+    c = E.top1_correct(s)
+    assert c.tolist() == [True, False] and E.top1_correct(s) is c
+    s.mb_output = torch.tensor([[1., 0.], [1., 0.]])
+    assert E.top1_correct(s).tolist() == [False, False]
+
+def test_no_import_circle_among_template_evaluation_loggers():
+    "template imports neither evaluation nor loggers; loggers does not import evaluation (read from the sources)."
+    import ast, inspect, clnb.template, clnb.loggers, clnb.evaluation
+    def imported(mod):
+        out = set()
+        for n in ast.walk(ast.parse(inspect.getsource(mod))):
+            if isinstance(n, ast.ImportFrom): out.add((n.module or "").split(".")[-1])
+            elif isinstance(n, ast.Import): out.update(a.name.split(".")[-1] for a in n.names)
+        return out
+    assert not {"evaluation", "loggers"} & imported(clnb.template)
+    assert "evaluation" not in imported(clnb.loggers)
+    assert "template" in imported(clnb.evaluation) and "loggers" in imported(clnb.evaluation)
+
+def test_one_overrides_for_template_evaluator_and_loggers():
+    "The template's callback table and the evaluator's dispatch both follow `overrides`."
+    from clnb.template import overrides, SupervisedPlugin, CALLBACKS
+    from clnb.loggers import BaseLogger
+    class OnlyEpoch(BaseLogger):
+        def after_training_epoch(self, strategy, metric_values, **kw): pass
+    lg = OnlyEpoch()
+    assert [c for c in CALLBACKS if overrides(lg, c)] == ["after_training_epoch"]
+    ev = EvaluationPlugin(accuracy_metrics(epoch=True), loggers=[lg])
+    assert ev._dispatch["after_training_epoch"][1] == [lg.after_training_epoch]
+    assert all(not ls for c, (ms, ls) in ev._dispatch.items() if c != "after_training_epoch")
+    s = strategy(ev)
+    s._build_callbacks()
+    assert [p for p, _ in s._cbs["after_training_epoch"]] == [ev, s.clock]   # the Clock counts epochs
+    assert all(overrides(p, c) for c, fs in s._cbs.items() for p, _ in fs)
