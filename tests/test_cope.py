@@ -76,3 +76,17 @@ def test_fast_switch_equals_readable():
     _, c0, a0 = train_cope(bm, fast=False); _, c1, a1 = train_cope(bm, fast=True)
     assert abs(a0 - a1) <= 0.03, (a0, a1)
     assert c0.memory.class_counts().tolist() == c1.memory.class_counts().tolist()
+
+def test_readable_ppp_loss_finite_where_a_probability_rounds_to_one():
+    "A sample of class 1 lying on class 0's prototype and samples: P(0 | z) is 1 in float32, log(1 - P) must not be -inf."
+    import torch.nn.functional as F
+    from clnb.plugins.cope import PPPloss
+    P, has = F.normalize(torch.tensor([[1., 0.], [0., 1.]]), dim=1), torch.tensor([True, True])
+    y = torch.tensor([0, 0, 1])
+    values = []
+    for fast in (False, True):
+        x = torch.tensor([[1., 0.], [1., 1e-4], [1., 0.]], requires_grad=True)
+        v = PPPloss((P, has), T=0.05, fast=fast)(x, y); v.backward()
+        assert torch.isfinite(v) and torch.isfinite(x.grad).all(), fast
+        values.append(float(v))
+    assert abs(values[0] - values[1]) <= 1e-4 * abs(values[1])

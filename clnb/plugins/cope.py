@@ -70,10 +70,10 @@ class PPPloss:
 
     def repellor(self, pc:Tensor, pk:Tensor, Bc:Tensor, Bk:Tensor) -> Tensor:
         "Sum over pseudo-prototypes `Bc` of c and samples `Bk` of other classes of log(1 - P(c | z_k)) (P: `pc`, z_i)."
-        others = self._e(Bk, pk).sum(1)
-        proto = self._e(Bk, pc)[:, 0]; proto = proto / (proto + others)
-        pseudo = self._e(Bk, Bc.detach()); pseudo = pseudo / (pseudo + others[:, None])
-        return torch.log(1 - (proto[:, None] + pseudo) / 2).sum()
+        others = self._e(Bk, pk).sum(1)[:, None]
+        proto, pseudo = self._e(Bk, pc), self._e(Bk, Bc.detach())
+        # 1 - P = others / (e + others): so written, it stays finite where P rounds to 1 in float32
+        return torch.log((others / (proto + others) + others / (pseudo + others)) / 2).sum()
 
 # %% ../../nbs/18_cope.ipynb #a6a42f67
 @patch
