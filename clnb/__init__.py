@@ -1,2 +1,2 @@
 __version__ = "0.1.0"
-from . import evaluation as _evaluation  # registers the default evaluator with the template (the template never imports it)
+from . import evaluation as _evaluation  # registers the default evaluator (the template never imports evaluation)

@@ -15,6 +15,8 @@ from torch import Tensor
 from ..data import CLDataset, Experience, _check_pos_int
 from ..engine import TensorLoader
 from ..template import SupervisedPlugin
+from ..checks import check_int, check_type
+
 
 # %% ../../nbs/10_replay.ipynb #d62ea86f
 # The memories live in `clnb.memory` (chapter 09_memory); Avalanche's storage-policy names stay importable from here.
@@ -35,7 +37,7 @@ class ReplayLoader:
                  drop_last:bool=False,      # drop a last, smaller current-data minibatch
                  device=None):              # where minibatches live (default: the memory's device)
         if not isinstance(data, CLDataset): raise TypeError(f"data: expected a CLDataset, got {type(data).__name__}")
-        if not isinstance(memory, GroupedMemory): raise TypeError(f"memory: expected a GroupedMemory, got {type(memory).__name__}")
+        check_type(memory, "memory", GroupedMemory)
         if batch_size_mem is not None: _check_pos_int(batch_size_mem, "batch_size_mem")
         self.memory = memory
         self.loader = TensorLoader(data, batch_size, shuffle, drop_last, device or memory.data.device)
@@ -48,8 +50,6 @@ class ReplayLoader:
             yield [torch.cat([xb, xm]), torch.cat([yb, ym]), torch.cat([tb, tm])]
 
 # %% ../../nbs/10_replay.ipynb #17fd53b4
-from ..checks import check_int
-
 class ReplayPlugin(SupervisedPlugin):
     "Experience replay: minibatches of current data plus a memory minibatch balanced over experiences (or classes)."
     supports_distributed = True  # its state comes from whole experiences, identical on every rank (31_distributed)
