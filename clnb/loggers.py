@@ -149,14 +149,20 @@ class InteractiveLogger(TextLogger):
         if self.print_metrics: super().after_eval(strategy, metric_values)
 
 # %% ../nbs/06_loggers.ipynb #e5265df0
+def _no_links(*paths:Path):
+    "Refuse before writing anything: a log never writes through a symbolic link."
+    for p in paths:
+        if p.is_symlink(): raise ValueError(f"log_folder: {p} is a symbolic link; CSVLogger never writes through one")
+
 class CSVLogger(BaseLogger):
     "Scalar metric values to `training_results.csv` and `eval_results.csv` in `log_folder`."
     COLUMNS = ("metric", "stream", "task", "exp", "training_exp", "x", "value")
     def __init__(self, log_folder=None):  # folder for the two files (created; default ./csvlogs)
         self.log_folder = Path(log_folder if log_folder is not None else "csvlogs")
         self.log_folder.mkdir(parents=True, exist_ok=True)
-        self.training_file = open(self.log_folder / "training_results.csv", "w", newline="")
-        self.eval_file = open(self.log_folder / "eval_results.csv", "w", newline="")
+        train, ev = self.log_folder / "training_results.csv", self.log_folder / "eval_results.csv"
+        _no_links(train, ev)
+        self.training_file, self.eval_file = open(train, "w", newline=""), open(ev, "w", newline="")
         self._train, self._eval = csv.writer(self.training_file), csv.writer(self.eval_file)
         self._train.writerow(self.COLUMNS); self._eval.writerow(self.COLUMNS)
     def log_metrics(self, metric_values):
